@@ -1,0 +1,519 @@
+"""One immutable picture of the patient, built from their FHIR resources at a given moment.
+
+Why a single facts object: rules must not each re-read FHIR (and each get units, statuses or dates
+slightly differently). Everything a rule may use is derived here once, normalised (platelets in
+10^9/L, weight in kg, IgA in mg/dL), with the date of each value so cards can show it.
+What could not be retrieved is recorded in `unavailable` so a rule never mistakes "unknown" for
+"absent".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from hooks import terminology as t
+from hooks.fhir_model import Resource
+from hooks.orders import OrderKind, classify_medication, medication_concept
+from hooks.settings import RuleSettings
+from hooks.timeutil import to_date, to_instant
+
+
+class Flag(StrEnum):
+    ITP = "ITP"
+    THROMBOCYTOPENIA = "thrombocytopenia"
+    HIT = "heparin-induced thrombocytopenia"
+    IGA_DEFICIENCY = "IgA deficiency"
+    CKD = "chronic kidney disease"
+    DIABETES = "diabetes"
+    THROMBOSIS_HISTORY = "thrombosis history"
+    SEPSIS = "sepsis"
+    DIC = "disseminated intravascular coagulation"
+    VOLUME_DEPLETION = "volume depletion"
+    PREGNANCY = "pregnancy"
+    POSTPARTUM = "postpartum"
+    HCV = "hepatitis C"
+    HIV = "HIV"
+
+
+# Which flags need an *active* condition; the others (history) count whatever the clinical status.
+_ACTIVE_FLAGS: dict[Flag, t.ConditionSet] = {
+    Flag.ITP: t.ITP,
+    Flag.THROMBOCYTOPENIA: t.THROMBOCYTOPENIA,
+    Flag.HIT: t.HIT,
+    Flag.CKD: t.CKD,
+    Flag.DIABETES: t.DIABETES,
+    Flag.SEPSIS: t.SEPSIS,
+    Flag.DIC: t.DIC,
+    Flag.VOLUME_DEPLETION: t.VOLUME_DEPLETION,
+    Flag.POSTPARTUM: t.POSTPARTUM,
+    Flag.PREGNANCY: t.PREGNANCY,
+    Flag.HCV: t.HCV,
+    Flag.HIV: t.HIV,
+}
+_HISTORY_FLAGS: dict[Flag, t.ConditionSet] = {
+    Flag.IGA_DEFICIENCY: t.IGA_DEFICIENCY,
+    Flag.THROMBOSIS_HISTORY: t.THROMBOSIS,
+}
+
+
+class Bleeding(IntEnum):
+    NONE = 0
+    SIGNIFICANT = 2
+    CRITICAL = 3
+
+
+class DataKind(StrEnum):
+    """The groups of data a request may fail to obtain (one per prefetch key)."""
+
+    PATIENT = "patient"
+    PLATELETS = "platelets"
+    LABS = "labs"
+    CONDITIONS = "conditions"
+    MEDICATIONS = "medications"
+    ADMINISTRATIONS = "administrations"
+    ALLERGIES = "allergies"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: float  # normalised to `unit`
+    unit: str
+    at: datetime | None
+    as_recorded: str  # value and unit as the lab sent them, for display
+    comparator: str | None = None
+
+
+@dataclass(frozen=True)
+class PlateletCount:
+    value: float | None  # 10^9/L; None when the result cannot be used for thresholds
+    at: datetime | None
+    as_recorded: str
+    problem: str | None  # why it cannot be used
+
+
+@dataclass(frozen=True)
+class IvigEvent:
+    at: datetime | None
+    kind: str  # "order" or "administration"
+    active: bool  # an order still active (not completed/stopped)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A condition found on record, with the words and date a card shows."""
+
+    flag: str
+    text: str
+    since: date | None
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    patient_id: str
+    encounter_id: str | None
+    birth_date: date | None
+    age_days: int | None
+    sex: str | None
+    weight: Measurement | None
+    height: Measurement | None
+    platelets: tuple[PlateletCount, ...]  # newest first
+    ipf: Measurement | None
+    iga: Measurement | None
+    creatinine: Measurement | None
+    egfr: Measurement | None
+    flags: frozenset[Flag]
+    evidence: tuple[Evidence, ...]
+    bleeding: Bleeding
+    bleeding_evidence: str | None
+    pregnant: bool
+    expected_delivery: date | None
+    pregnancy_start: date | None
+    ivig_events: tuple[IvigEvent, ...]
+    ivig_anaphylaxis: bool
+    anti_iga_antibodies: bool
+    active_medications: frozenset[OrderKind]
+    unavailable: frozenset[DataKind] = field(default_factory=frozenset)
+
+    @property
+    def age_years(self) -> float | None:
+        return None if self.age_days is None else self.age_days / 365.25
+
+    @property
+    def latest_platelets(self) -> PlateletCount | None:
+        return self.platelets[0] if self.platelets else None
+
+    def has(self, flag: Flag) -> bool:
+        return flag in self.flags
+
+    def evidence_for(self, flag: Flag) -> Evidence | None:
+        return next((e for e in self.evidence if e.flag == flag.value), None)
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def build_facts(
+    resources: Iterable[Resource],
+    *,
+    patient_id: str,
+    encounter_id: str | None,
+    now: datetime,
+    settings: RuleSettings,
+    unavailable: Iterable[DataKind] = (),
+    draft_references: frozenset[str] = frozenset(),
+) -> PatientFacts:
+    """Derive the facts from the patient's resources as they stand at `now`.
+
+    Resources that belong to another patient, or that are drafts of this very request, are
+    ignored: a prefetch from a careless client must not mix patients or count a draft as history.
+    """
+    by_type: dict[str, list[Resource]] = {}
+    for resource in resources:
+        if not _belongs_to(resource, patient_id):
+            continue
+        reference = f"{resource.get_resource_type()}/{resource.id}"
+        if reference in draft_references:
+            continue
+        by_type.setdefault(resource.get_resource_type(), []).append(resource)
+
+    patient = next(iter(by_type.get("Patient", [])), None)
+    birth_date = to_date(getattr(patient, "birthDate", None)) if patient else None
+    age_days = (now.date() - birth_date).days if birth_date else None
+
+    observations = [o for o in by_type.get("Observation", []) if _usable_observation(o)]
+    conditions = by_type.get("Condition", [])
+    medications = {f"Medication/{m.id}": m for m in by_type.get("Medication", []) if m.id}
+
+    flags, evidence = _condition_flags(conditions)
+    bleeding, bleeding_text = _bleeding(conditions)
+    pregnant, expected_delivery, pregnancy_start = _pregnancy(observations, Flag.PREGNANCY in flags, evidence)
+    if pregnant:  # the newest pregnancy-status observation outranks the problem list, either way
+        flags.add(Flag.PREGNANCY)
+    else:
+        flags.discard(Flag.PREGNANCY)
+
+    events, active_kinds = _medication_history(
+        by_type.get("MedicationRequest", []), by_type.get("MedicationAdministration", []), medications
+    )
+
+    return PatientFacts(
+        patient_id=patient_id,
+        encounter_id=encounter_id,
+        birth_date=birth_date,
+        age_days=age_days,
+        sex=getattr(patient, "gender", None) if patient else None,
+        weight=_latest(observations, t.WEIGHT_LOINC, t.WEIGHT_UNIT_FACTORS, "kg"),
+        height=_latest(observations, t.HEIGHT_LOINC, t.HEIGHT_UNIT_FACTORS, "cm"),
+        platelets=_platelets(observations, settings),
+        ipf=_latest(observations, t.IPF_LOINC, t.IPF_UNIT_FACTORS, "%"),
+        iga=_latest(observations, t.IGA_LOINC, t.IGA_UNIT_FACTORS, "mg/dL"),
+        creatinine=_latest(observations, t.CREATININE_LOINC, t.CREATININE_UNIT_FACTORS, "mg/dL"),
+        egfr=_latest(observations, t.EGFR_LOINC, t.EGFR_UNIT_FACTORS, "mL/min/1.73 m²"),
+        flags=frozenset(flags),
+        evidence=tuple(evidence),
+        bleeding=bleeding,
+        bleeding_evidence=bleeding_text,
+        pregnant=pregnant,
+        expected_delivery=expected_delivery,
+        pregnancy_start=pregnancy_start,
+        ivig_events=tuple(events),
+        ivig_anaphylaxis=_ivig_anaphylaxis(by_type.get("AllergyIntolerance", []), medications),
+        anti_iga_antibodies=_anti_iga(conditions, observations),
+        active_medications=frozenset(active_kinds),
+        unavailable=frozenset(unavailable),
+    )
+
+
+def _belongs_to(resource: Resource, patient_id: str) -> bool:
+    resource_type = resource.get_resource_type()
+    if resource_type == "Patient":
+        return resource.id == patient_id
+    if resource_type == "Medication":
+        return True
+    reference = getattr(resource, "subject", None) or getattr(resource, "patient", None)
+    if reference is None or not reference.reference:
+        return False
+    ref = reference.reference
+    return ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}")
+
+
+_UNUSABLE_OBSERVATION_STATUS = frozenset({"entered-in-error", "cancelled", "registered"})
+
+
+def _usable_observation(observation: Resource) -> bool:
+    return observation.status not in _UNUSABLE_OBSERVATION_STATUS
+
+
+def _observation_time(observation: Resource) -> datetime | None:
+    for value in (
+        getattr(observation, "effectiveDateTime", None),
+        getattr(observation, "effectiveInstant", None),
+        getattr(getattr(observation, "effectivePeriod", None), "end", None),
+        getattr(getattr(observation, "effectivePeriod", None), "start", None),
+        getattr(observation, "issued", None),
+    ):
+        instant = to_instant(value)
+        if instant is not None:
+            return instant
+    return None
+
+
+def _quantity_unit(quantity: Any) -> str | None:
+    for candidate in (quantity.code, quantity.unit):
+        if candidate and str(candidate).strip():
+            return str(candidate).strip()
+    return None
+
+
+def _as_recorded(quantity: Any) -> str:
+    unit = quantity.unit or quantity.code or "(no unit)"
+    comparator = quantity.comparator or ""
+    return f"{comparator}{Decimal(quantity.value):f} {unit}".strip() if quantity.value is not None else "no value"
+
+
+def _convert(quantity: Any, factors: Mapping[str, float]) -> float | None:
+    if quantity is None or quantity.value is None:
+        return None
+    for candidate in (quantity.code, quantity.unit):
+        if candidate and candidate in factors:
+            return float(Decimal(quantity.value)) * factors[candidate]
+    return None
+
+
+_UNDATED = datetime.min.replace(tzinfo=UTC)  # undated results sort after every dated one
+
+
+def _sorted_newest_first(observations: Sequence[Resource]) -> list[Resource]:
+    """Newest first. Instants here are all zone-aware, so they compare correctly across offsets."""
+    return sorted(observations, key=lambda o: _observation_time(o) or _UNDATED, reverse=True)
+
+
+def _latest(
+    observations: Sequence[Resource], codes: frozenset[str], factors: Mapping[str, float], unit: str
+) -> Measurement | None:
+    """The newest observation of `codes` whose value converts; unconvertible values are skipped."""
+    candidates = [o for o in observations if t.has_loinc(o.code, codes)]
+    for observation in _sorted_newest_first(candidates):
+        quantity = getattr(observation, "valueQuantity", None)
+        value = _convert(quantity, factors)
+        if value is None:
+            continue
+        return Measurement(
+            value=value,
+            unit=unit,
+            at=_observation_time(observation),
+            as_recorded=_as_recorded(quantity),
+            comparator=quantity.comparator,
+        )
+    return None
+
+
+def _platelets(observations: Sequence[Resource], settings: RuleSettings) -> tuple[PlateletCount, ...]:
+    """All platelet counts, newest first, each normalised to 10^9/L or marked with its problem."""
+    counts: list[PlateletCount] = []
+    for observation in _sorted_newest_first([o for o in observations if t.has_loinc(o.code, t.PLATELET_COUNT_LOINC)]):
+        at = _observation_time(observation)
+        quantity = getattr(observation, "valueQuantity", None)
+        if quantity is None or quantity.value is None:
+            counts.append(PlateletCount(None, at, "no value", "the result has no numeric value"))
+            continue
+        recorded = _as_recorded(quantity)
+        unit = _quantity_unit(quantity)
+        if unit is None:
+            counts.append(PlateletCount(None, at, recorded, "the result has no unit"))
+            continue
+        value = _convert(quantity, t.PLATELET_UNIT_FACTORS)
+        if value is None:
+            counts.append(PlateletCount(None, at, recorded, f"the unit '{unit}' is not recognised"))
+            continue
+        if not settings.platelet_min_plausible <= value <= settings.platelet_max_plausible:
+            counts.append(PlateletCount(None, at, recorded, "the value is implausible"))
+            continue
+        if at is None:
+            counts.append(PlateletCount(None, at, recorded, "the result has no date"))
+            continue
+        counts.append(PlateletCount(value, at, recorded, None))
+    return tuple(counts)
+
+
+_INACTIVE_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+_ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+
+
+def _status_code(concept: object) -> str | None:
+    for _, code in t.codings_of(concept):
+        return code
+    return None
+
+
+def _condition_valid(condition: Resource) -> bool:
+    return _status_code(getattr(condition, "verificationStatus", None)) not in _INACTIVE_VERIFICATION
+
+
+def _condition_active(condition: Resource) -> bool:
+    status = _status_code(getattr(condition, "clinicalStatus", None))
+    return _condition_valid(condition) and (status is None or status in _ACTIVE_CLINICAL)
+
+
+def _condition_since(condition: Resource) -> date | None:
+    return to_date(getattr(condition, "onsetDateTime", None)) or to_date(getattr(condition, "recordedDate", None))
+
+
+def _matches(condition: Resource, concept_set: t.ConditionSet) -> bool:
+    return any(concept_set.matches(system, code) for system, code in t.codings_of(condition.code))
+
+
+def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Evidence]]:
+    flags: set[Flag] = set()
+    evidence: list[Evidence] = []
+    for condition in conditions:
+        if condition.code is None:
+            continue
+        candidates: list[tuple[Flag, t.ConditionSet]] = []
+        if _condition_active(condition):
+            candidates.extend(_ACTIVE_FLAGS.items())
+        if _condition_valid(condition):
+            candidates.extend(_HISTORY_FLAGS.items())
+        postpartum = _matches(condition, t.POSTPARTUM)
+        for flag, concept_set in candidates:
+            if flag is Flag.PREGNANCY and postpartum:
+                continue  # a puerperium code sits in the O chapter but means the pregnancy has ended
+            if flag not in flags and _matches(condition, concept_set):
+                flags.add(flag)
+                evidence.append(Evidence(flag.value, t.concept_text(condition.code), _condition_since(condition)))
+    return flags, evidence
+
+
+def bleeding_class(pairs: Iterable[tuple[str | None, str | None]]) -> Bleeding:
+    """Bleeding class of a set of codings (a Condition's code or an order's reasonCode)."""
+    result = Bleeding.NONE
+    for system, code in pairs:
+        if t.CRITICAL_BLEEDING.matches(system, code):
+            return Bleeding.CRITICAL
+        if t.SIGNIFICANT_BLEEDING.matches(system, code):
+            result = Bleeding.SIGNIFICANT
+    return result
+
+
+def _life_threatening(condition: Resource) -> bool:
+    return any(
+        system == t.SNOMED and code in t.LIFE_THREATENING_SEVERITY
+        for system, code in t.codings_of(getattr(condition, "severity", None))
+    )
+
+
+def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None]:
+    worst, text = Bleeding.NONE, None
+    for condition in conditions:
+        if condition.code is None or not _condition_active(condition):
+            continue
+        level = bleeding_class(t.codings_of(condition.code))
+        if level is not Bleeding.NONE and _life_threatening(condition):
+            level = Bleeding.CRITICAL
+        if level > worst:
+            worst, text = level, t.concept_text(condition.code)
+    return worst, text
+
+
+def _pregnancy(
+    observations: Sequence[Resource],
+    on_problem_list: bool,
+    evidence: list[Evidence],
+) -> tuple[bool, date | None, date | None]:
+    """Pregnant now? From the newest pregnancy-status observation, else an active pregnancy condition.
+
+    The start of the pregnancy (for the nadir window) is the expected delivery date minus 280 days
+    when known, else the onset of the pregnancy condition.
+    """
+    status = [o for o in observations if t.has_loinc(o.code, frozenset({t.PREGNANCY_STATUS_LOINC}))]
+    pregnant = on_problem_list
+    for observation in _sorted_newest_first(status):
+        answer = getattr(observation, "valueCodeableConcept", None)
+        pregnant = any(code == t.PREGNANT_ANSWER_LOINC for _, code in t.codings_of(answer))
+        break
+    delivery = None
+    for observation in _sorted_newest_first(
+        [o for o in observations if t.has_loinc(o.code, frozenset({t.EXPECTED_DELIVERY_LOINC}))]
+    ):
+        delivery = to_date(getattr(observation, "valueDateTime", None))
+        if delivery:
+            break
+    start = delivery - timedelta(days=280) if delivery else None
+    if start is None:
+        pregnancy_evidence = next((e for e in evidence if e.flag == Flag.PREGNANCY.value), None)
+        start = pregnancy_evidence.since if pregnancy_evidence else None
+    return pregnant, delivery if pregnant else None, start if pregnant else None
+
+
+def _medication_history(
+    requests: Sequence[Resource],
+    administrations: Sequence[Resource],
+    medications: Mapping[str, Resource],
+) -> tuple[list[IvigEvent], set[OrderKind]]:
+    events: list[IvigEvent] = []
+    active: set[OrderKind] = set()
+    for request in requests:
+        if request.status == "entered-in-error":
+            continue
+        kind = classify_medication(medication_concept(request, medications), request)
+        if kind is OrderKind.IVIG:
+            events.append(
+                IvigEvent(
+                    to_instant(getattr(request, "authoredOn", None)),
+                    "order",
+                    request.status in ("active", "on-hold"),
+                )
+            )
+        if request.status == "active" and kind is not OrderKind.OTHER:
+            active.add(kind)
+    for administration in administrations:
+        if administration.status in ("entered-in-error", "not-done"):
+            continue
+        kind = classify_medication(medication_concept(administration, medications), administration)
+        if kind is OrderKind.IVIG:
+            period = getattr(administration, "effectivePeriod", None)
+            at = to_instant(getattr(administration, "effectiveDateTime", None)) or to_instant(
+                getattr(period, "start", None)
+            )
+            events.append(IvigEvent(at, "administration", administration.status == "in-progress"))
+    return events, active
+
+
+def _ivig_anaphylaxis(allergies: Sequence[Resource], medications: Mapping[str, Resource]) -> bool:
+    for allergy in allergies:
+        if _status_code(getattr(allergy, "verificationStatus", None)) in _INACTIVE_VERIFICATION:
+            continue
+        if classify_medication(allergy.code) not in (OrderKind.IVIG, OrderKind.SUBCUTANEOUS_IG) and not any(
+            name in t.concept_text(allergy.code).lower() for name in t.GENERIC_IG_NAMES
+        ):
+            continue
+        if allergy.criticality == "high":
+            return True
+        for reaction in allergy.reaction or ():
+            for manifestation in reaction.manifestation or ():
+                if any(t.ANAPHYLAXIS.matches(system, code) for system, code in t.codings_of(manifestation)):
+                    return True
+    return False
+
+
+def _anti_iga(conditions: Sequence[Resource], observations: Sequence[Resource]) -> bool:
+    """Anti-IgA antibodies on record: a positive coded lab result, or a condition that says so."""
+    for condition in conditions:
+        if _condition_valid(condition) and "anti-iga" in t.concept_text(condition.code).lower():
+            return True
+    for observation in observations:
+        if not (
+            t.has_loinc(observation.code, t.ANTI_IGA_LOINC) or "anti-iga" in t.concept_text(observation.code).lower()
+        ):
+            continue
+        answer = getattr(observation, "valueCodeableConcept", None)
+        if any(code in t.POSITIVE_ANSWERS for _, code in t.codings_of(answer)):
+            return True
+        if "positive" in t.concept_text(answer).lower() or getattr(observation, "valueBoolean", None):
+            return True
+    return False

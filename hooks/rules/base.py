@@ -1,0 +1,295 @@
+"""The rule registry and what every rule sees: one `RuleContext`, computed once per request.
+
+Why a context object: "is the latest platelet count fresh?", "how much is bleeding?", "what is the
+dosing weight?" are shared definitions of the rule book. Computing them once here means two rules
+can never disagree about them, and a rule reads like its row in RULES.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from hooks import terminology as t
+from hooks.citations import Citation
+from hooks.facts import Bleeding, DataKind, Flag, PatientFacts, PlateletCount, bleeding_class
+from hooks.findings import Finding, Indicator, Suggestion
+from hooks.orders import DraftOrder, OrderKind
+from hooks.settings import RuleSettings
+from hooks.timeutil import describe_instant
+
+RuleFunction = Callable[["RuleContext", "Rule"], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rule book: its id, when it fires, how loud, what it advises, and why."""
+
+    id: str
+    title: str
+    trigger: str
+    indicator: str
+    advice: str
+    citations: tuple[Citation, ...]
+    evaluate: RuleFunction = field(compare=False, repr=False)
+
+    def finding(
+        self,
+        indicator: Indicator,
+        summary: str,
+        evidence: Sequence[str],
+        advice: Sequence[str],
+        suggestions: Sequence[Suggestion] = (),
+        order: str | None = None,
+    ) -> Finding:
+        return Finding(
+            rule=self.id,
+            indicator=indicator,
+            summary=summary,
+            evidence=tuple(evidence),
+            advice=tuple(advice),
+            citations=self.citations,
+            suggestions=tuple(suggestions),
+            order=order,
+        )
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(
+    id: str,
+    *,
+    title: str,
+    trigger: str,
+    indicator: str,
+    advice: str,
+    citations: tuple[Citation, ...],
+) -> Callable[[RuleFunction], RuleFunction]:
+    def register(function: RuleFunction) -> RuleFunction:
+        if id in REGISTRY:
+            raise ValueError(f"rule id {id!r} registered twice")
+        REGISTRY[id] = Rule(id, title, trigger, indicator, advice, citations, function)
+        return function
+
+    return register
+
+
+@dataclass(frozen=True)
+class DosingWeight:
+    kg: float
+    basis: str  # "actual" or "adjusted"
+    explanation: str
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    facts: PatientFacts
+    drafts: tuple[DraftOrder, ...]  # every draft order of the request
+    targets: tuple[DraftOrder, ...]  # the ones to judge (order-select: the selections)
+    settings: RuleSettings
+    now: datetime
+
+    # --- orders ----------------------------------------------------------------------------
+    def targets_of(self, kind: OrderKind) -> list[DraftOrder]:
+        return [order for order in self.targets if order.kind is kind]
+
+    def drafted(self, kind: OrderKind) -> bool:
+        return any(order.kind is kind for order in self.drafts)
+
+    def ordered_or_active(self, kind: OrderKind) -> bool:
+        return self.drafted(kind) or kind in self.facts.active_medications
+
+    @property
+    def ivig_orders(self) -> list[DraftOrder]:
+        return self.targets_of(OrderKind.IVIG)
+
+    def lacks(self, *kinds: DataKind) -> bool:
+        return any(kind in self.facts.unavailable for kind in kinds)
+
+    # --- platelets -------------------------------------------------------------------------
+    @cached_property
+    def latest_platelets(self) -> PlateletCount | None:
+        return self.facts.latest_platelets
+
+    @cached_property
+    def platelet_stale(self) -> bool:
+        latest = self.latest_platelets
+        if latest is None or latest.at is None:
+            return False
+        return self.now - latest.at > self.settings.platelet_fresh
+
+    @cached_property
+    def platelet_problem(self) -> str | None:
+        """Why the latest count cannot be used for thresholds (None when it can, or there is none)."""
+        latest = self.latest_platelets
+        if latest is None:
+            return None
+        if latest.problem:
+            return latest.problem
+        if self.platelet_stale:
+            hours = self.settings.platelet_fresh_hours
+            return f"the latest count is older than {hours:g} hours"
+        return None
+
+    @cached_property
+    def platelets(self) -> float | None:
+        """The latest count in 10^9/L when it is usable and fresh; None otherwise."""
+        latest = self.latest_platelets
+        if latest is None or self.platelet_problem is not None:
+            return None
+        return latest.value
+
+    @cached_property
+    def latest_valid_platelets(self) -> PlateletCount | None:
+        """The newest count with a usable value, whatever its age (critical bleeding uses it)."""
+        return next((p for p in self.facts.platelets if p.value is not None), None)
+
+    def platelet_line(self, count: PlateletCount | None = None) -> str:
+        count = count or self.latest_platelets
+        if count is None:
+            return "Platelet count: none on record"
+        shown = f"{count.value:g} ×10⁹/L" if count.value is not None else "not usable"
+        return f"Platelet count: {shown} (as recorded: {count.as_recorded}; {describe_instant(count.at, self.now)})"
+
+    @cached_property
+    def thrombocytopenia_context(self) -> bool:
+        """Platelet advice applies: ITP/thrombocytopenia/HIT on record, or a count below 100."""
+        if self.facts.flags & {Flag.ITP, Flag.THROMBOCYTOPENIA, Flag.HIT}:
+            return True
+        if self.drafted(OrderKind.PLATELET_TRANSFUSION):
+            return True
+        valid = self.latest_valid_platelets
+        return (
+            valid is not None
+            and valid.value is not None
+            and valid.value < self.settings.thrombocytopenia_scope_platelets
+        )
+
+    @cached_property
+    def itp_directed(self) -> bool:
+        """IVIG aimed at immune thrombocytopenia: ITP on record, or unexplained thrombocytopenia.
+
+        Thrombocytopenia explained by HIT, sepsis or DIC, or in a neonate, is not ITP; those have
+        their own rules, so the adult ITP framing (treatment thresholds) must not speak for them.
+        """
+        if not self.ivig_orders:
+            return False
+        flags = self.facts.flags
+        if Flag.ITP in flags:
+            return True
+        explained = flags & {Flag.HIT, Flag.SEPSIS, Flag.DIC}
+        return Flag.THROMBOCYTOPENIA in flags and not explained and not self.neonate
+
+    @property
+    def adult(self) -> bool:
+        age = self.facts.age_years
+        return age is None or age >= 18
+
+    @property
+    def neonate(self) -> bool:
+        return self.facts.age_days is not None and self.facts.age_days < 28
+
+    @cached_property
+    def rapid_rise_reasons(self) -> list[str]:
+        """Why a rapid platelet rise is needed (RULES.md "Rapid rise needed"); empty when it is not."""
+        reasons = []
+        if self.bleeding >= Bleeding.SIGNIFICANT:
+            reasons.append("critical bleeding" if self.bleeding is Bleeding.CRITICAL else "significant bleeding")
+        if self.platelets is not None and self.platelets < self.settings.rapid_rise_platelets:
+            reasons.append(f"platelets {self.platelets:g} < {self.settings.rapid_rise_platelets:g}")
+        if self.drafted(OrderKind.URGENT_SURGERY):
+            reasons.append("an urgent surgical procedure is ordered")
+        if any(o.priority in t.URGENT_PRIORITIES for o in self.ivig_orders):
+            reasons.append(f"the IVIG order's priority is {self.ivig_orders[0].priority}")
+        return reasons
+
+    @cached_property
+    def nadir(self) -> PlateletCount | None:
+        """Lowest usable count in the current pregnancy, else in the look-back window."""
+        if self.facts.pregnancy_start is not None:
+            start = datetime.combine(self.facts.pregnancy_start, datetime.min.time(), tzinfo=self.now.tzinfo)
+        else:
+            start = self.now - timedelta(days=self.settings.nadir_lookback_days)
+        window = [p for p in self.facts.platelets if p.value is not None and p.at is not None and p.at >= start]
+        return min(window, key=lambda p: p.value or 0.0, default=None)
+
+    def recent(self, at: datetime | None, days: int) -> bool:
+        return at is not None and self.now - at <= timedelta(days=days)
+
+    @cached_property
+    def recent_renal_lab(self) -> bool:
+        days = self.settings.renal_lab_max_age_days
+        return any(m is not None and self.recent(m.at, days) for m in (self.facts.creatinine, self.facts.egfr))
+
+    # --- bleeding --------------------------------------------------------------------------
+    @cached_property
+    def bleeding(self) -> Bleeding:
+        from_orders = max((bleeding_class(order.reason_codes) for order in self.drafts), default=Bleeding.NONE)
+        return max(self.facts.bleeding, from_orders)
+
+    @cached_property
+    def bleeding_line(self) -> str:
+        if self.bleeding is Bleeding.NONE:
+            return "Bleeding: none recorded"
+        where = self.facts.bleeding_evidence or "stated as the order's reason"
+        level = "critical (life-threatening)" if self.bleeding is Bleeding.CRITICAL else "significant"
+        return f"Bleeding: {level}: {where}"
+
+    # --- weight ----------------------------------------------------------------------------
+    @cached_property
+    def current_weight(self) -> float | None:
+        weight = self.facts.weight
+        if weight is None or weight.at is None:
+            return None
+        if self.now - weight.at > timedelta(days=self.settings.weight_max_age_days):
+            return None
+        return weight.value
+
+    @cached_property
+    def dosing_weight(self) -> DosingWeight | None:
+        """Actual weight; adjusted weight (IBW + factor × excess) for obesity in adults, by policy."""
+        actual = self.current_weight
+        if actual is None:
+            return None
+        s = self.settings
+        facts = self.facts
+        adult = facts.age_years is None or facts.age_years >= 18
+        height = facts.height.value if facts.height else None
+        if not (s.adjusted_weight_enabled and adult and height):
+            return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg")
+        bmi = actual / (height / 100) ** 2
+        if bmi < s.adjusted_weight_bmi and actual <= s.adjusted_weight_kg:
+            return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg (BMI {bmi:.1f})")
+        if facts.sex not in ("male", "female"):
+            return DosingWeight(
+                actual,
+                "actual",
+                f"actual weight {actual:.1f} kg (BMI {bmi:.1f}; sex unknown, no ideal weight)",
+            )
+        base = 50.0 if facts.sex == "male" else 45.5
+        ibw = base + 2.3 * (height / 2.54 - 60)
+        if ibw >= actual:
+            return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg")
+        adjusted = ibw + s.adjusted_weight_factor * (actual - ibw)
+        return DosingWeight(
+            adjusted,
+            "adjusted",
+            f"adjusted weight {adjusted:.1f} kg = IBW {ibw:.1f} kg + {s.adjusted_weight_factor:g} × "
+            f"({actual:.1f} − {ibw:.1f}) kg (BMI {bmi:.1f}, height {height:.0f} cm)",
+        )
+
+
+def ctcae_grade(platelets: float) -> int | None:
+    """CTCAE v5 platelet count decreased, half-open bands (RULES.md "Grade")."""
+    if platelets < 25:
+        return 4
+    if platelets < 50:
+        return 3
+    if platelets < 75:
+        return 2
+    if platelets < 150:
+        return 1
+    return None

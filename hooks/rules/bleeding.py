@@ -1,0 +1,119 @@
+"""Bleeding with thrombocytopenia: the cards that matter most when minutes count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hooks import suggestions as suggest
+from hooks.citations import ASH19, ICR19, S001, S004
+from hooks.facts import Bleeding
+from hooks.findings import Finding, Indicator, Suggestion
+from hooks.orders import OrderKind
+from hooks.rules.base import Rule, RuleContext, ctcae_grade, rule
+
+_TREATMENTS = {
+    OrderKind.IVIG: "IVIG",
+    OrderKind.CORTICOSTEROID: "corticosteroid",
+    OrderKind.PLATELET_TRANSFUSION: "platelet transfusion",
+}
+
+
+def _suggest_missing(ctx: RuleContext, kinds: list[OrderKind]) -> list[Suggestion]:
+    """An order for each of `kinds` that is neither drafted nor active, dosed by the dosing weight."""
+    weight = ctx.dosing_weight.kg if ctx.dosing_weight else None
+    s = ctx.settings
+    make = {
+        OrderKind.IVIG: lambda: suggest.new_ivig(ctx.facts, weight, s.rapid_dose_g_per_kg),
+        OrderKind.CORTICOSTEROID: lambda: suggest.prednisone(ctx.facts, weight, s.prednisone_mg_per_kg_day),
+        OrderKind.PLATELET_TRANSFUSION: lambda: suggest.platelet_transfusion(ctx.facts),
+    }
+    return [make[kind]() for kind in kinds if not ctx.ordered_or_active(kind)]
+
+
+@rule(
+    "critical-bleeding",
+    title="Life-threatening bleeding with low platelets",
+    trigger="critical bleeding (intracranial, or flagged life-threatening) and platelet count below 50",
+    indicator="critical; info when IVIG, corticosteroid and platelet transfusion are all ordered",
+    advice=(
+        "give IVIG 1 g/kg with a corticosteroid and a platelet transfusion simultaneously; hematology "
+        "consult; suggest whichever of the three is missing"
+    ),
+    citations=(S001, S004, ICR19),
+)
+def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    if ctx.bleeding is not Bleeding.CRITICAL:
+        return
+    if not (ctx.ivig_orders or ctx.targets_of(OrderKind.PLATELET_TRANSFUSION)):
+        return
+    count = ctx.latest_valid_platelets
+    if count is None or count.value is None or count.value >= ctx.settings.critical_bleeding_platelets:
+        return
+    # The triad is the seeds' advice for ITP; a neonate's bleed is treated with (HPA-compatible)
+    # platelets and IVIG, and no corticosteroid is suggested for a newborn.
+    kinds = [k for k in _TREATMENTS if not (ctx.neonate and k is OrderKind.CORTICOSTEROID)]
+    present = {_TREATMENTS[k]: ctx.ordered_or_active(k) for k in kinds}
+    missing = [name for name, ordered in present.items() if not ordered]
+    suggestions = _suggest_missing(ctx, kinds)
+    grade = ctcae_grade(count.value)
+    evidence = [
+        ctx.platelet_line(count) + (f", CTCAE grade {grade}" if grade else ""),
+        ctx.bleeding_line,
+        "Ordered or active: " + (", ".join(n for n, ok in present.items() if ok) or "none of the three"),
+    ]
+    if ctx.platelet_problem:
+        evidence.append(f"Note: {ctx.platelet_problem}; a fresh CBC is needed but must not delay treatment")
+    if ctx.neonate:
+        advice = [
+            "Transfuse platelets now (HPA-compatible if alloimmune thrombocytopenia is suspected) with IVIG.",
+            "Do not withhold platelet transfusion during the IVIG infusion.",
+            "Request an urgent neonatal hematology consultation.",
+        ]
+    else:
+        advice = [
+            "Give IVIG 1 g/kg, a corticosteroid (prednisone 1–2 mg/kg/day or IV methylprednisolone) and a "
+            "platelet transfusion simultaneously; do not use IVIG alone.",
+            "Do not withhold platelet transfusion during the IVIG infusion.",
+            "Request an urgent hematology consultation.",
+        ]
+    if missing:
+        summary = f"Life-threatening bleeding, platelets {count.value:g}: add {' and '.join(missing)} now."
+        indicator = Indicator.CRITICAL
+    else:
+        ordered = ", ".join(present)
+        summary = f"Life-threatening bleeding, platelets {count.value:g}: {ordered} all ordered."
+        indicator = Indicator.INFO
+    yield r.finding(indicator, summary[:140], evidence, advice, suggestions)
+
+
+@rule(
+    "bleeding-with-low-platelets",
+    title="Significant bleeding with platelets below 50",
+    trigger="significant bleeding (GI, genitourinary, other needing intervention) and platelet count below 50",
+    indicator="warning",
+    advice="IVIG 1 g/kg with corticosteroids; add a platelet transfusion if the bleeding becomes life-threatening",
+    citations=(S001, S004, ASH19),
+)
+def bleeding_with_low_platelets(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    if ctx.bleeding is not Bleeding.SIGNIFICANT or not (
+        ctx.ivig_orders or ctx.targets_of(OrderKind.PLATELET_TRANSFUSION)
+    ):
+        return
+    platelets = ctx.platelets
+    if platelets is None or platelets >= ctx.settings.critical_bleeding_platelets:
+        return
+    suggestions = _suggest_missing(ctx, [OrderKind.IVIG, OrderKind.CORTICOSTEROID])
+    grade = ctcae_grade(platelets)
+    steroid = "corticosteroid ordered" if ctx.ordered_or_active(OrderKind.CORTICOSTEROID) else "no corticosteroid yet"
+    yield r.finding(
+        Indicator.WARNING,
+        f"Bleeding with platelets {platelets:g}: give IVIG 1 g/kg with a corticosteroid ({steroid})."[:140],
+        [ctx.platelet_line() + (f", CTCAE grade {grade}" if grade else ""), ctx.bleeding_line],
+        [
+            "Give IVIG 1 g/kg together with a corticosteroid (prednisone 1–2 mg/kg/day): the combination "
+            "raises the count faster than either alone.",
+            "Add a platelet transfusion if the bleeding becomes life-threatening.",
+            "Recheck the platelet count within 24 hours.",
+        ],
+        suggestions,
+    )

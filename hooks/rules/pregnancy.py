@@ -1,0 +1,124 @@
+"""Pregnancy: first-line options and the IVIG response predictors of Khalife et al. 2025."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hooks.citations import ASH19, KH25, S000, S001
+from hooks.findings import Finding, Indicator
+from hooks.rules.base import Rule, RuleContext, rule
+from hooks.timeutil import describe_instant
+
+IPF_FAVOURABLE_BELOW = 16.0  # %; KH25 (S000): IPF <16 % predicts a favourable response
+NADIR_FAVOURABLE_BELOW = 30.0  # ×10^9/L; KH25: nadir <30
+PRE_IVIG_FAVOURABLE_BELOW = 50.0  # ×10^9/L; KH25: pre-IVIG count <50
+LESS_LIKELY_FROM = 70.0  # KH25: pre-IVIG 70–100 less likely to rise ≥20
+
+
+@rule(
+    "pregnancy",
+    title="IVIG in pregnancy",
+    trigger="pregnant and IVIG ordered",
+    indicator="info; warning when delivery is expected within 14 days and platelets are below 50",
+    advice=(
+        "corticosteroids and IVIG are both first-line in pregnancy; pregnancy is not a steroid contraindication; "
+        "a count of 70 or more allows neuraxial anaesthesia"
+    ),
+    citations=(S001, ASH19),
+)
+def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    facts = ctx.facts
+    if not facts.pregnant or not ctx.ivig_orders:
+        return
+    s = ctx.settings
+    platelets = ctx.platelets
+    evidence = [ctx.platelet_line()]
+    days_to_delivery = None
+    if facts.expected_delivery is not None:
+        days_to_delivery = (facts.expected_delivery - ctx.now.date()).days
+        evidence.append(f"Expected delivery: {facts.expected_delivery.isoformat()} (in {days_to_delivery} days)")
+    else:
+        evidence.append("Expected delivery: not on record")
+    near = days_to_delivery is not None and 0 <= days_to_delivery <= s.delivery_horizon_days
+    advice = [
+        "Corticosteroids and IVIG are both first-line in pregnancy; pregnancy is not a contraindication to steroids.",
+        f"Aim for at least {s.neuraxial_target_platelets:g} ×10⁹/L before delivery for neuraxial anaesthesia.",
+    ]
+    if near and platelets is not None and platelets < s.critical_bleeding_platelets:
+        advice.insert(0, "Delivery is near: plan with obstetrics, anaesthesia and hematology now; recheck the count.")
+        summary = (
+            f"Delivery expected in {days_to_delivery} days with platelets {platelets:g}: "
+            f"aim ≥{s.neuraxial_target_platelets:g} for neuraxial anaesthesia."
+        )
+        yield r.finding(Indicator.WARNING, summary[:140], evidence, advice)
+        return
+    yield r.finding(
+        Indicator.INFO,
+        "Pregnancy: corticosteroids and IVIG are both first-line; steroids are not contraindicated.",
+        evidence,
+        advice,
+    )
+
+
+@rule(
+    "pregnancy-response-predictors",
+    title="Predictors of IVIG response in pregnancy (Khalife et al. 2025)",
+    trigger="pregnant, IVIG ordered, platelets below 100",
+    indicator="info",
+    advice=(
+        "which favourable features are present (nadir <30, IPF <16 %, pre-IVIG count <50), with values; 70–100 less "
+        "likely to rise ≥20; retrospective single-centre cohort of 79; no computed probability"
+    ),
+    citations=(KH25, S000),
+)
+def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    facts = ctx.facts
+    platelets = ctx.platelets
+    if not facts.pregnant or not ctx.ivig_orders or platelets is None:
+        return
+    if platelets >= ctx.settings.thrombocytopenia_scope_platelets:
+        return
+    features = []
+    nadir = ctx.nadir
+    if nadir is not None and nadir.value is not None:
+        present = nadir.value < NADIR_FAVOURABLE_BELOW
+        where = "this pregnancy" if facts.pregnancy_start else f"the last {ctx.settings.nadir_lookback_days} days"
+        features.append(
+            (
+                present,
+                f"Nadir {nadir.value:g} in {where} ({describe_instant(nadir.at, ctx.now)}): "
+                f"{'<' if present else '≥'} {NADIR_FAVOURABLE_BELOW:g}",
+            )
+        )
+    else:
+        features.append((False, "Nadir: no usable count on record"))
+    ipf = facts.ipf
+    if ipf is not None:
+        present = ipf.value < IPF_FAVOURABLE_BELOW
+        features.append(
+            (
+                present,
+                f"IPF {ipf.value:g} % ({describe_instant(ipf.at, ctx.now)}): "
+                f"{'<' if present else '≥'} {IPF_FAVOURABLE_BELOW:g} %",
+            )
+        )
+    else:
+        features.append((False, "IPF: not measured"))
+    present = platelets < PRE_IVIG_FAVOURABLE_BELOW
+    features.append((present, f"Pre-IVIG count {platelets:g}: {'<' if present else '≥'} {PRE_IVIG_FAVOURABLE_BELOW:g}"))
+    count = sum(1 for ok, _ in features if ok)
+    evidence = [("Favourable: " if ok else "Not present: ") + text for ok, text in features]
+    advice = [
+        "In a retrospective single-centre cohort of 79 pregnancies (Khalife 2025), 49.4 % reached ≥80 ×10⁹/L "
+        "and 46.8 % rose by ≥20 after IVIG; nadir <30 (OR 6.29), IPF <16 % (OR 4.85) and pre-IVIG <50 "
+        "(OR 8.67) predicted a response.",
+        "These are associations, not a computed probability for this patient.",
+    ]
+    if LESS_LIKELY_FROM <= platelets < ctx.settings.thrombocytopenia_scope_platelets:
+        advice.insert(0, f"A pre-IVIG count of {LESS_LIKELY_FROM:g}–100 was less likely to rise by ≥20.")
+    yield r.finding(
+        Indicator.INFO,
+        f"IVIG response in pregnancy: {count} of 3 favourable predictors present (Khalife 2025).",
+        evidence,
+        advice,
+    )

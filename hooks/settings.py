@@ -1,0 +1,135 @@
+"""Every threshold, window and institutional policy choice the rules use, in one reviewed place.
+
+Why one frozen object: a clinical governance committee changes a cut-off by editing one default
+(or one `IVIG_CDS_RULE_*` environment variable), and a test can build a variant with
+`dataclasses.replace` without touching global state. Defaults are those of RULES.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    # Freshness and look-back windows.
+    platelet_fresh_hours: float = 72.0  # RULES.md "Fresh": latest PLT ≤72 h old
+    nadir_lookback_days: int = 90  # nadir outside pregnancy
+    weight_max_age_days: int = 30  # weight usable for dosing
+    renal_lab_max_age_days: int = 30  # creatinine/eGFR considered current
+    duplicate_ivig_hours: float = 72.0  # IVIG given within this window → possible duplicate
+
+    # Plausibility of a platelet count after unit conversion (10^9/L).
+    platelet_min_plausible: float = 1.0
+    platelet_max_plausible: float = 2000.0
+
+    # Thresholds (10^9/L unless stated).
+    critical_bleeding_platelets: float = 50.0  # critical/significant bleeding cut-off
+    thrombocytopenia_scope_platelets: float = 100.0  # below this, thrombocytopenia rules apply
+    corticosteroid_first_platelets: float = 30.0  # ASH19: <30 → corticosteroids first-line
+    admission_platelets: float = 20.0  # ASH19: <20 newly diagnosed → consider admission
+    rapid_rise_platelets: float = 20.0  # PLT <20 means a rapid rise is needed
+    neuraxial_target_platelets: float = 70.0  # pregnancy: target for neuraxial anaesthesia
+    egfr_risk_threshold: float = 60.0  # eGFR <60 is an IVIG renal risk factor
+    iga_deficient_mg_dl: float = 7.0  # IgA <7 mg/dL is deficiency
+    # Serum IgA is physiologically near absent in early infancy, so a screening result then cannot
+    # show deficiency: iga-screening starts at this age (a departure from RULES.md, see the note).
+    iga_screening_min_age_days: int = 183
+    elderly_age_years: int = 65  # age >65 is an IVIG thrombosis/renal risk factor
+
+    # Dosing.
+    rapid_dose_g_per_kg: float = 1.0
+    standard_daily_dose_g_per_kg: float = 0.4
+    dose_tolerance_fraction: float = 0.10  # within 10 % of 1 g/kg or 0.4 g/kg
+    max_course_g_per_kg: float = 2.0
+    pediatric_min_dose_g_per_kg: float = 0.8  # ASH19: children, IVIG 0.8–1 g/kg single dose
+    prednisone_mg_per_kg_day: float = 1.0
+
+    # Adjusted dosing weight policy (institutional): IBW + factor × (actual − IBW).
+    adjusted_weight_enabled: bool = True
+    adjusted_weight_bmi: float = 30.0  # BMI ≥ this → adjusted weight
+    adjusted_weight_kg: float = 100.0  # or weight > this → adjusted weight
+    adjusted_weight_factor: float = 0.4
+
+    # Pregnancy.
+    delivery_horizon_days: int = 14
+
+    # Local order codes for a platelet transfusion besides SNOMED CT 180208003, as "system|code".
+    platelet_transfusion_codes: frozenset[str] = frozenset()
+
+    # Presentation.
+    minimum_indicator: str = "info"  # info | warning | critical: cards below are not shown
+    disabled_rules: frozenset[str] = frozenset()
+
+    @property
+    def platelet_fresh(self) -> timedelta:
+        return timedelta(hours=self.platelet_fresh_hours)
+
+    def with_overrides(self, overrides: dict[str, str]) -> RuleSettings:
+        """A copy with string overrides (from the environment) converted to each field's type.
+
+        Unknown names and unparseable values raise ValueError so a typo in deployment
+        configuration stops the service at start instead of silently using the default.
+        """
+        known = {f.name: f for f in fields(self)}
+        changes: dict[str, object] = {}
+        for name, raw in overrides.items():
+            if name not in known:
+                raise ValueError(f"unknown rule setting {name!r}")
+            current = getattr(self, name)
+            changes[name] = _convert(name, raw, current)
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | changes
+        result = RuleSettings(**values)  # type: ignore[arg-type]
+        result.validate()
+        return result
+
+    def validate(self) -> None:
+        if self.minimum_indicator not in ("info", "warning", "critical"):
+            raise ValueError("minimum_indicator must be info, warning or critical")
+        for code in self.platelet_transfusion_codes:
+            system, _, value = code.rpartition("|")
+            if not system or not value:
+                raise ValueError(f"platelet_transfusion_codes entry {code!r} is not 'system|code'")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"rule setting {f.name} must not be negative")
+
+
+def parse_text(raw: str, like: object) -> object:
+    """`raw` (an environment value) as the type of `like`; the ValueError says what was expected.
+
+    Shared with the service configuration, so a boolean, number or list is spelled the same way in
+    every `IVIG_CDS_*` variable.
+    """
+    text = raw.strip()
+    if isinstance(like, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expects true or false, got {raw!r}")
+    if isinstance(like, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"expects a whole number, got {raw!r}") from None
+    if isinstance(like, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expects a number, got {raw!r}") from None
+    if isinstance(like, frozenset):
+        return frozenset(part.strip() for part in text.split(",") if part.strip())
+    return text
+
+
+def _convert(name: str, raw: str, current: object) -> object:
+    try:
+        return parse_text(raw, current)
+    except ValueError as error:
+        raise ValueError(f"rule setting {name} {error}") from None
+
+
+DEFAULT_SETTINGS = RuleSettings()

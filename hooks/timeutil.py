@@ -1,0 +1,67 @@
+"""Turning FHIR date/dateTime values into instants, without ever guessing a time zone.
+
+FHIR requires a zone on every dateTime that carries a time, and the parser rejects one without, so
+the only imprecise values that reach here are dates and partial dates ("2026", "2026-05"). They are
+read as the *start* of the period in UTC: for freshness that makes a result look as old as it could
+be (the cautious side), and the card shows the value as it was recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+
+def to_instant(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    if isinstance(value, date):
+        return datetime.combine(value, time.min, tzinfo=UTC)
+    if isinstance(value, str):
+        parsed = to_date(value)
+        return datetime.combine(parsed, time.min, tzinfo=UTC) if parsed else None
+    return None
+
+
+def to_date(value: object) -> date | None:
+    """A calendar date from a FHIR date, dateTime or partial date (start of the period)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        parts = value[:10].split("-")
+        try:
+            year = int(parts[0])
+            month = int(parts[1]) if len(parts) > 1 else 1
+            day = int(parts[2]) if len(parts) > 2 else 1
+            return date(year, month, day)
+        except (ValueError, IndexError):
+            return None
+    return None
+
+
+def describe_instant(at: datetime | None, now: datetime) -> str:
+    """ "2026-05-31 18:00 UTC, 18 h ago" — the date a clinician needs beside every value."""
+    if at is None:
+        return "date unknown"
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{stamp}, {describe_age(now - at)}"
+
+
+def describe_age(delta: object) -> str:
+    seconds = delta.total_seconds()  # type: ignore[attr-defined]
+    if seconds < 0:
+        return "in the future"
+    hours = seconds / 3600
+    if hours < 1:
+        return f"{int(seconds // 60)} min ago"
+    if hours < 72:
+        return f"{int(hours)} h ago"
+    days = hours / 24
+    if days < 60:
+        return f"{int(days)} days ago"
+    return f"{int(days // 30.4)} months ago"
