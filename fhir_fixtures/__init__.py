@@ -1,0 +1,241 @@
+"""Named clinical scenarios as FHIR data, usable as CDS Hooks requests and as sandbox FHIR content.
+
+A scenario file (`scenarios/P01.json`) holds the patient's record as a FHIR `collection` Bundle,
+the draft orders as a Bundle, the hook to call, and the cards the rule book expects. Every date in
+it is written relative to the scenario's `asOf` moment; `rebased(now)` shifts them so a scenario
+can be replayed against a live clock (the README's curl does this).
+
+From one scenario:
+- `prefetch_request(service)` gives a request whose prefetch is filled the way a CDS client would
+  fill the service's templates (a small evaluator for the template shapes this service uses);
+- `fetch_request(service, fhir_base)` gives the same request without prefetch, to be answered from
+  a FHIR server loaded with `transaction()`.
+The integration test proves the two give the same cards, so the evaluator cannot drift from what a
+real FHIR server returns.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from cds_service.prefetch import render
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_KEYS = ("DateTime", "Date", "authoredOn", "issued", "start", "end", "recordedDate", "birthDate", "date")
+
+
+@dataclass(frozen=True)
+class Expected:
+    rule: str
+    indicator: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    as_of: datetime
+    hook: str
+    record: dict[str, Any]
+    draft_orders: dict[str, Any]
+    selections: tuple[str, ...]
+    expected: tuple[Expected, ...]
+
+    @property
+    def patient_id(self) -> str:
+        for resource in self.resources():
+            if resource["resourceType"] == "Patient":
+                return resource["id"]
+        raise ValueError(f"scenario {self.id} has no Patient")
+
+    def resources(self) -> list[dict[str, Any]]:
+        return [entry["resource"] for entry in self.record.get("entry", [])]
+
+    def context(self, hook: str | None = None) -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "userId": "Practitioner/example-prescriber",
+            "patientId": self.patient_id,
+            "encounterId": f"enc-{self.id.lower()}",
+            "draftOrders": copy.deepcopy(self.draft_orders),
+        }
+        if (hook or self.hook) == "order-select":
+            context["selections"] = list(self.selections)
+        return context
+
+    def _base_request(self, hook: str | None) -> dict[str, Any]:
+        hook = hook or self.hook
+        return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": self.context(hook)}
+
+    def prefetch_request(
+        self, templates: Mapping[str, str], omit: Sequence[str] = (), hook: str | None = None
+    ) -> dict[str, Any]:
+        """A request with every template key filled from the record (except the keys in `omit`).
+
+        `hook` defaults to the scenario's own; order-select selects every draft order.
+        """
+        request = self._base_request(hook)
+        request["prefetch"] = {
+            key: evaluate(render(template, request["context"]), self.resources())
+            for key, template in templates.items()
+            if key not in omit
+        }
+        return request
+
+    def fetch_request(
+        self, fhir_base: str, token: str | None = "example-access-token", hook: str | None = None
+    ) -> dict[str, Any]:
+        """A request without prefetch: the service must read everything from `fhir_base`."""
+        request = self._base_request(hook)
+        request["fhirServer"] = fhir_base
+        if token:
+            request["fhirAuthorization"] = {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/*.read",
+                "subject": "ivig-cds",
+            }
+        return request
+
+    def transaction(self) -> dict[str, Any]:
+        """The record as a FHIR transaction (PUT by id) to load into a sandbox FHIR server."""
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": copy.deepcopy(resource),
+                    "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+                }
+                for resource in self.resources()
+            ],
+        }
+
+    def rebased(self, now: datetime) -> Scenario:
+        """The same scenario with every date moved so that `asOf` becomes `now`."""
+        delta = now - self.as_of
+        return Scenario(
+            id=self.id,
+            title=self.title,
+            as_of=now,
+            hook=self.hook,
+            record=_shift(self.record, delta),
+            draft_orders=_shift(self.draft_orders, delta),
+            selections=self.selections,
+            expected=self.expected,
+        )
+
+
+def _shift(value: Any, delta: timedelta, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _shift(v, delta, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shift(v, delta, key) for v in value]
+    if isinstance(value, str) and any(key.endswith(suffix) for suffix in _DATE_KEYS):
+        if _DATETIME.match(value):
+            moved = datetime.fromisoformat(value.replace("Z", "+00:00")) + delta
+            return moved.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if _DATE.match(value):
+            return (date.fromisoformat(value) + timedelta(days=round(delta.total_seconds() / 86400))).isoformat()
+    return value
+
+
+# --- a small evaluator for this service's prefetch template shapes --------------------------
+
+
+def _references_patient(resource: Mapping[str, Any], patient_id: str) -> bool:
+    for field in ("subject", "patient"):
+        ref = (resource.get(field) or {}).get("reference")
+        if ref == f"Patient/{patient_id}":
+            return True
+    return False
+
+
+def _has_code(resource: Mapping[str, Any], tokens: list[str]) -> bool:
+    codings = (resource.get("code") or {}).get("coding") or []
+    for token in tokens:
+        system, _, code = token.rpartition("|")
+        if any(c.get("code") == code and (not system or c.get("system") == system) for c in codings):
+            return True
+    return False
+
+
+def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What a FHIR server would answer to `query` for these resources (read or simple search).
+
+    Supports exactly what this service's templates use: `Type/id` reads, and searches by
+    `patient` and `code` (comma = OR) with `_include=<Type>:medication`; `_sort` and `_count` are
+    accepted and ignored.
+    """
+    parts = urlsplit(query)
+    path = unquote(parts.path)
+    if "/" in path:
+        resource_type, rid = path.split("/", 1)
+        found = [r for r in resources if r["resourceType"] == resource_type and r.get("id") == rid]
+        return copy.deepcopy(found[0]) if found else None
+    params = parse_qs(parts.query)
+    unsupported = set(params) - {"patient", "code", "_sort", "_count", "_include"}
+    if unsupported:
+        raise ValueError(f"the fixture evaluator does not support {sorted(unsupported)}")
+    matches = [r for r in resources if r["resourceType"] == path]
+    if "patient" in params:
+        matches = [r for r in matches if _references_patient(r, params["patient"][0])]
+    if "code" in params:
+        tokens = params["code"][0].split(",")
+        matches = [r for r in matches if _has_code(r, tokens)]
+    included: list[Mapping[str, Any]] = []
+    if params.get("_include", [""])[0].endswith(":medication"):
+        wanted = {(r.get("medicationReference") or {}).get("reference") for r in matches}
+        included = [r for r in resources if f"{r['resourceType']}/{r.get('id')}" in wanted]
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(matches),
+        "entry": [{"resource": copy.deepcopy(r), "search": {"mode": "match"}} for r in matches]
+        + [{"resource": copy.deepcopy(r), "search": {"mode": "include"}} for r in included],
+    }
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def from_json(data: Mapping[str, Any]) -> Scenario:
+    return Scenario(
+        id=data["id"],
+        title=data["title"],
+        as_of=datetime.fromisoformat(data["asOf"].replace("Z", "+00:00")),
+        hook=data["hook"],
+        record=data["record"],
+        draft_orders=data["draftOrders"],
+        selections=tuple(data.get("selections", ())),
+        expected=tuple(Expected(e["rule"], e["indicator"]) for e in data["expected"]),
+    )
+
+
+def load(scenario_id: str) -> Scenario:
+    name = f"{scenario_id}.json"
+    text = resources.files("fhir_fixtures").joinpath("scenarios", name).read_text(encoding="utf-8")
+    return from_json(json.loads(text))
+
+
+def names() -> list[str]:
+    folder = resources.files("fhir_fixtures").joinpath("scenarios")
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def all_scenarios() -> Iterator[Scenario]:
+    for name in names():
+        yield load(name)
