@@ -1,0 +1,246 @@
+"""`ivig-cds`: run the service, and work with the scenario fixtures.
+
+    ivig-cds serve [--host H] [--port P] [--workers N] [--threads T]
+    ivig-cds fixture list
+    ivig-cds fixture request P01 [--hook order-select|order-sign] [--as-of-now]
+    ivig-cds fixture transaction P01
+    ivig-cds rules [--format text|markdown|json]
+    ivig-cds report [--since DATE] [--format table|csv|json] [--database-url URL]
+    ivig-cds db upgrade [--database-url URL]
+
+`serve` runs gunicorn (a production WSGI server), never Flask's debug server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from cds_service import metrics
+    from cds_service.app import create_app
+    from cds_service.config import ConfigError, load_settings
+
+    try:
+        metrics_on = load_settings().metrics
+    except ConfigError as error:
+        print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
+        return 2
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", None)  # the app logs requests itself, without patient data
+            self.cfg.set("worker_exit", _drain_audit)  # a worker's queued audit rows are written before it exits
+            self.cfg.set("child_exit", metrics.child_exit)  # prometheus_client's bookkeeping for a gone worker
+
+        def load(self) -> Any:
+            return app
+
+    # The workers' shared metrics directory must exist before the app (and its metrics) is built.
+    with metrics.multiprocess_directory(metrics_on):
+        try:
+            app = create_app()
+        except ConfigError as error:
+            print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
+            return 2
+        Server().run()
+    return 0
+
+
+def _drain_audit(_server: Any, _worker: Any) -> None:
+    from cds_service.audit import drain_all
+
+    drain_all()
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    from cds_service.config import load_settings
+
+    return args.database_url or load_settings().database_url
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cds_service import report
+    from cds_service.config import ConfigError
+    from cds_service.storage import Storage, migrations
+
+    try:
+        since = report.parse_since(args.since) if args.since else None
+        storage = Storage(_database_url(args))
+    except (ConfigError, ValueError) as error:
+        print(f"ivig-cds report: {error}", file=sys.stderr)
+        return 2
+    try:
+        with storage.begin() as conn:
+            if migrations.current_version(conn) == 0:
+                print("ivig-cds report: this database holds no ivig-cds data yet", file=sys.stderr)
+                return 2
+        sys.stdout.write(report.render(report.build(storage, since), args.format))
+    except SQLAlchemyError as error:
+        print(f"ivig-cds report: database error ({type(error).__name__})", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cds_service.config import ConfigError
+    from cds_service.storage import Storage, describe_url
+
+    try:
+        storage = Storage(_database_url(args))
+    except ConfigError as error:
+        print(f"ivig-cds db: {error}", file=sys.stderr)
+        return 2
+    try:
+        version = storage.ensure_schema()
+    except SQLAlchemyError as error:
+        print(f"ivig-cds db: database error ({type(error).__name__})", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()
+    print(f"{describe_url(storage.url)}: schema at version {version}")
+    return 0
+
+
+def _fixture(args: argparse.Namespace) -> int:
+    import fhir_fixtures
+    from hooks.services import SERVICES
+
+    if args.action == "list":
+        for scenario in fhir_fixtures.all_scenarios():
+            print(f"{scenario.id}\t{scenario.title}")
+        return 0
+    if not args.scenario:
+        print("ivig-cds fixture: name a scenario (see 'ivig-cds fixture list')", file=sys.stderr)
+        return 2
+    try:
+        scenario = fhir_fixtures.load(args.scenario)
+    except FileNotFoundError:
+        print(f"ivig-cds fixture: no scenario {args.scenario!r}", file=sys.stderr)
+        return 2
+    if args.as_of_now:
+        scenario = scenario.rebased(datetime.now(UTC))
+    if args.action == "transaction":
+        output = scenario.transaction()
+    else:
+        hook = args.hook or scenario.hook
+        service = next(s for s in SERVICES if s.hook == hook)
+        output = scenario.prefetch_request(service.prefetch, hook=hook)
+    json.dump(output, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    """The rule catalogue for clinical governance, generated from the registered rules themselves."""
+    from dataclasses import fields
+
+    from cds_service.config import ConfigError, load_settings
+    from hooks.rules import REGISTRY
+
+    try:
+        settings = load_settings().rules  # the thresholds this deployment's environment puts in force
+    except ConfigError as error:
+        print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
+        return 2
+    rules = list(REGISTRY.values())
+    if args.format == "json":
+        catalogue = [
+            {
+                "id": r.id,
+                "title": r.title,
+                "trigger": r.trigger,
+                "indicator": r.indicator,
+                "advice": r.advice,
+                "citations": [{"key": c.key, "label": c.label, "url": c.url} for c in r.citations],
+            }
+            for r in rules
+        ]
+        json.dump(catalogue, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 0
+    if args.format == "markdown":
+        print("| id | title | trigger | indicator | advice | sources |")
+        print("|---|---|---|---|---|---|")
+        for r in rules:
+            sources = "; ".join(c.key for c in r.citations)
+            print(f"| `{r.id}` | {r.title} | {r.trigger} | {r.indicator} | {r.advice} | {sources} |")
+        return 0
+    print(f"ivig-cds rule catalogue: {len(rules)} rules")
+    disabled = settings.disabled_rules
+    for r in rules:
+        print()
+        print(f"{r.id}{'  (disabled)' if r.id in disabled else ''}")
+        print(f"  title:     {r.title}")
+        print(f"  trigger:   {r.trigger}")
+        print(f"  indicator: {r.indicator}")
+        print(f"  advice:    {r.advice}")
+        for citation in r.citations:
+            print(f"  source:    [{citation.key}] {citation.label}" + (f" <{citation.url}>" if citation.url else ""))
+    print()
+    print("Thresholds and policy in force (hooks/settings.py; override with IVIG_CDS_RULE_<NAME>):")
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        shown = ", ".join(sorted(value)) or "(none)" if isinstance(value, frozenset) else value
+        print(f"  {f.name} = {shown}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ivig-cds", description="IVIG and platelet CDS Hooks service")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service with gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--threads", type=int, default=4)
+    serve.set_defaults(run=_serve)
+
+    fixture = commands.add_parser("fixture", help="print a scenario as a CDS Hooks request or FHIR transaction")
+    fixture.add_argument("action", choices=["list", "request", "transaction"])
+    fixture.add_argument("scenario", nargs="?")
+    fixture.add_argument("--hook", choices=["order-select", "order-sign"])
+    fixture.add_argument("--as-of-now", action="store_true", help="shift the scenario's dates to the present")
+    fixture.set_defaults(run=_fixture)
+
+    catalogue = commands.add_parser("rules", help="print the rule catalogue (id, trigger, indicator, advice, sources)")
+    catalogue.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    catalogue.set_defaults(run=_rules)
+
+    governance = commands.add_parser("report", help="per rule: cards shown, accepted, overridden, why, latency")
+    governance.add_argument("--since", help="only invocations from this date (YYYY-MM-DD, UTC) or ISO date-time")
+    governance.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    governance.add_argument("--database-url", help="SQLAlchemy URL (default: IVIG_CDS_DATABASE_URL)")
+    governance.set_defaults(run=_report)
+
+    database = commands.add_parser("db", help="create or migrate the feedback and audit database")
+    database.add_argument("action", choices=["upgrade"])
+    database.add_argument("--database-url", help="SQLAlchemy URL (default: IVIG_CDS_DATABASE_URL)")
+    database.set_defaults(run=_db)
+
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Getting the patient's data for one hook call: from prefetch where given, else from the FHIR server.
+
+Policy, per prefetch key (CDS Hooks 2.0 "Prefetch"):
+- a value that is a resource or Bundle is used as is (and must be valid FHIR: else 400);
+- `null` means the client looked and found nothing;
+- an omitted key, or an OperationOutcome in its place, is fetched from `fhirServer` with the
+  access token, all keys of one call in parallel, under one deadline;
+- a key that can be had neither way is *unavailable*: the cards say so (rule `data-unavailable`)
+  and rules that need it stay silent. Only the Patient is indispensable: without it the answer is
+  412 with an OperationOutcome, as the spec asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from blinker import Namespace
+
+from cds_service.errors import ForbiddenError, InvalidFhirError, RequiredDataUnavailableError
+from cds_service.fhir_client import (
+    FhirClient,
+    FhirError,
+    FhirHttpError,
+    FhirResponseError,
+    FhirServerNotAllowedError,
+    FhirTimeoutError,
+)
+from cds_service.prefetch import PrefetchTemplateError, render
+from hooks.facts import DataKind
+from hooks.fhir_model import InvalidResourceError, Resource, resources_of
+from hooks.services import ServiceDefinition
+
+log = logging.getLogger(__name__)
+
+#: Sent once per prefetch key the FHIR server was asked for, with `kind` (a DataKind) and `result`
+#: (one of FETCH_RESULTS); the sender is the FhirClient, so each app hears only its own fetches.
+#: A signal rather than a metrics call keeps this module free of any monitoring library.
+fhir_fetched = Namespace().signal("ivig-cds.fhir-fetched")
+FETCH_RESULTS = ("ok", "not-found", "timeout", "unreachable", "http-error", "invalid", "not-allowed")
+
+
+def fetch_result(error: BaseException) -> str:
+    """The FETCH_RESULTS word for a failed fetch (a FhirError, or the deadline passing)."""
+    if isinstance(error, FhirTimeoutError | FutureTimeout):
+        return "timeout"
+    if isinstance(error, FhirServerNotAllowedError):
+        return "not-allowed"
+    if isinstance(error, FhirHttpError):
+        return "http-error"
+    if isinstance(error, FhirResponseError):
+        return "invalid"
+    return "unreachable"
+
+
+@dataclass
+class PatientData:
+    resources: list[Resource] = field(default_factory=list)
+    unavailable: set[DataKind] = field(default_factory=set)
+    prefetched: set[str] = field(default_factory=set)
+    fetched: set[str] = field(default_factory=set)
+
+    @property
+    def mode(self) -> str:
+        if self.fetched and self.prefetched:
+            return "mixed"
+        return "fetched" if self.fetched else "prefetch"
+
+
+def _is_outcome(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome"
+
+
+def gather(
+    service: ServiceDefinition,
+    body: Mapping[str, Any],
+    client: FhirClient,
+    executor: ThreadPoolExecutor,
+    total_timeout: float,
+) -> PatientData:
+    data = PatientData()
+    prefetch = body.get("prefetch") or {}
+    to_fetch: list[str] = []
+    for key in service.prefetch:
+        if key in prefetch and not _is_outcome(prefetch[key]):
+            try:
+                data.resources.extend(resources_of(prefetch[key]))
+            except InvalidResourceError as error:
+                raise InvalidFhirError(f"prefetch '{key}': {error}") from None
+            data.prefetched.add(key)
+        else:
+            to_fetch.append(key)
+
+    if to_fetch:
+        _fetch(service, body, client, executor, total_timeout, to_fetch, data)
+
+    patient_id = body["context"]["patientId"]
+    if not any(r.get_resource_type() == "Patient" and r.id == patient_id for r in data.resources):
+        reason = (
+            "could not be retrieved from the FHIR server"
+            if DataKind.PATIENT in data.unavailable
+            else "is neither in prefetch nor on the FHIR server"
+        )
+        raise RequiredDataUnavailableError(f"the Patient named by context.patientId {reason}")
+    return data
+
+
+def _fetch(
+    service: ServiceDefinition,
+    body: Mapping[str, Any],
+    client: FhirClient,
+    executor: ThreadPoolExecutor,
+    total_timeout: float,
+    keys: list[str],
+    data: PatientData,
+) -> None:
+    base = body.get("fhirServer")
+    if not base:
+        data.unavailable.update(DataKind(k) for k in keys)
+        log.info("prefetch keys missing and no fhirServer given", extra={"keys": sorted(keys)})
+        return
+    try:
+        client.check_allowed(base)
+    except FhirServerNotAllowedError as error:
+        for key in keys:
+            fhir_fetched.send(client, kind=DataKind(key), result="not-allowed")
+        raise ForbiddenError(str(error)) from None
+    token = (body.get("fhirAuthorization") or {}).get("access_token")
+    deadline = time.monotonic() + total_timeout
+    futures: dict[str, Future[dict[str, Any] | None]] = {}
+    for key in keys:
+        try:
+            query = render(service.prefetch[key], body["context"])
+        except PrefetchTemplateError as error:
+            log.warning("prefetch template not filled", extra={"key": key, "reason": str(error)})
+            data.unavailable.add(DataKind(key))
+            continue
+        futures[key] = executor.submit(client.get, base, query, token, deadline)
+    for key, future in futures.items():
+        try:
+            payload = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
+        except (FhirError, FutureTimeout) as error:
+            future.cancel()
+            log.warning("FHIR fetch failed", extra={"key": key, "reason": str(error) or "timeout"})
+            fhir_fetched.send(client, kind=DataKind(key), result=fetch_result(error))
+            data.unavailable.add(DataKind(key))
+            continue
+        try:
+            data.resources.extend(resources_of(payload))
+        except InvalidResourceError as error:
+            log.warning(
+                "FHIR server returned invalid FHIR", extra={"key": key, "reason": error.where.split("/")[0]}
+            )
+            fhir_fetched.send(client, kind=DataKind(key), result="invalid")
+            data.unavailable.add(DataKind(key))
+            continue
+        fhir_fetched.send(client, kind=DataKind(key), result="ok" if payload is not None else "not-found")
+        data.fetched.add(key)

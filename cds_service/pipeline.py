@@ -1,0 +1,177 @@
+"""One pipeline for every CDS service: look up, parse, validate, gather data, judge, render.
+
+No handler is copied per hook: a service is a declaration in `hooks.services`, and this module
+calls it. Each step raises a `CdsError` subclass that the HTTP edge maps to a status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from cds_service import protocol
+from cds_service.config import Settings
+from cds_service.errors import (
+    InvalidFhirError,
+    MalformedJsonError,
+    SchemaViolationError,
+    UnknownServiceError,
+    UnprocessableError,
+)
+from cds_service.fhir_client import FhirClient
+from cds_service.patient_data import gather
+from hooks.cards import render
+from hooks.fhir_model import InvalidResourceError, parse_resource, preload
+from hooks.findings import Finding
+from hooks.services import (
+    SERVICES,
+    HookCall,
+    ServiceDefinition,
+    UnknownSelectionError,
+    classify_drafts,
+    in_scope,
+    judge,
+    targets_of,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_DEPTH = 64
+
+
+@dataclass
+class Outcome:
+    """What one call produced, for the response and for the audit trail (never patient data)."""
+
+    service_id: str
+    hook: str
+    hook_instance: str
+    cards: list[dict[str, Any]]
+    findings: list[Finding] = field(default_factory=list)
+    data_mode: str = "none"
+    elapsed_ms: float = 0.0
+    patient_id: str | None = field(default=None, repr=False)  # only for the audit trail's keyed hash
+
+
+def registry(services: tuple[ServiceDefinition, ...] = SERVICES) -> dict[str, ServiceDefinition]:
+    table: dict[str, ServiceDefinition] = {}
+    for service in services:
+        if service.id in table:
+            raise ValueError(f"two services declare the id {service.id!r}")
+        table[service.id] = service
+    return table
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, stopping early past `limit` (hostile bodies nest deeply)."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(current, dict):
+            stack.extend((v, depth + 1) for v in current.values())
+        elif isinstance(current, list):
+            stack.extend((v, depth + 1) for v in current)
+    return deepest
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedJsonError("the request body is not valid JSON") from None
+    except RecursionError:
+        raise MalformedJsonError("the request body nests too deeply") from None
+    if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise MalformedJsonError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return body
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        client: FhirClient,
+        executor: ThreadPoolExecutor,
+        clock: Callable[[], datetime],
+        new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.executor = executor
+        self.clock = clock
+        self.new_uuid = new_uuid
+        self.services = registry()
+
+    def warm_up(self) -> None:
+        """Build the FHIR models and compile the schemas at start, not during the first hook call."""
+        preload()
+        for name in ("cds-request.json", *protocol.CONTEXT_SCHEMAS.values()):
+            protocol.validator(name)
+
+    def discovery(self) -> dict[str, Any]:
+        return {"services": [s.discovery() for s in self.services.values()]}
+
+    def service(self, service_id: str) -> ServiceDefinition:
+        service = self.services.get(service_id)
+        if service is None:
+            raise UnknownServiceError("no CDS service with this id; see GET /cds-services")
+        return service
+
+    def call(self, service_id: str, raw: bytes) -> Outcome:
+        started = time.perf_counter()
+        service = self.service(service_id)
+        body = parse_json(raw)
+        if not isinstance(body, dict):
+            raise SchemaViolationError("the request body must be a JSON object")
+        protocol.validate_request(body, service.hook)
+        drafts = _parse_drafts(body["context"])
+        call = HookCall(hook=service.hook, context=body["context"], drafts=drafts)
+        try:
+            targets = targets_of(call, classify_drafts(call, self.settings.rules))
+        except UnknownSelectionError as error:
+            raise UnprocessableError(str(error)) from None
+        outcome = Outcome(
+            service.id, service.hook, body["hookInstance"], cards=[], patient_id=body["context"].get("patientId")
+        )
+        if in_scope(targets):
+            data = gather(service, body, self.client, self.executor, self.settings.fhir_total_timeout)
+            outcome.data_mode = data.mode
+            call = replace(call, resources=data.resources, unavailable=frozenset(data.unavailable))
+            _, outcome.findings = judge(call, settings=self.settings.rules, now=self.clock())
+            outcome.cards = render(outcome.findings, self.new_uuid)
+        outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+
+def _parse_drafts(context: Mapping[str, Any]) -> list[tuple[Any, Mapping[str, Any]]]:
+    """The draft orders, each valid FHIR and each for the patient the call is about.
+
+    A draft for another patient would be judged against the wrong chart, so it is refused (422)
+    rather than silently carded.
+    """
+    drafts = []
+    patient = f"Patient/{context['patientId']}"
+    for index, entry in enumerate(context["draftOrders"].get("entry") or []):
+        raw = entry.get("resource")
+        try:
+            resource = parse_resource(raw)
+        except InvalidResourceError as error:
+            raise InvalidFhirError(f"context.draftOrders.entry[{index}]: {error}") from None
+        subject = getattr(getattr(resource, "subject", None), "reference", None)
+        if subject is not None and subject != patient and not subject.endswith("/" + patient):
+            raise UnprocessableError(
+                f"context.draftOrders.entry[{index}]: the order's subject is not context.patientId"
+            )
+        drafts.append((resource, raw))
+    return drafts

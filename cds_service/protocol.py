@@ -1,0 +1,60 @@
+"""Checking a hook call against the CDS Hooks 2.0 request schema and its hook's context schema.
+
+Schemas live as JSON files in `schemas/` and are loaded once. Error messages name the JSON path
+and the broken constraint, never the offending value (it may be patient data).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from cds_service.errors import SchemaViolationError
+
+CONTEXT_SCHEMAS = {"order-select": "context-order-select.json", "order-sign": "context-order-sign.json"}
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    text = resources.files("cds_service").joinpath("schemas", name).read_text(encoding="utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def describe(error: ValidationError, prefix: str = "$") -> str:
+    """A value-free account of one schema error: where, and which rule it broke."""
+    path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    if error.validator == "required":
+        return f"{path}: {error.message}"
+    if error.validator in ("enum", "const"):
+        return f"{path}: must be one of {json.dumps(error.validator_value)}"
+    if error.validator == "type":
+        return f"{path}: must be of type {json.dumps(error.validator_value)}"
+    if error.validator == "additionalProperties":
+        return f"{path}: has properties the schema does not allow"
+    return f"{path}: fails the '{error.validator}' constraint"
+
+
+def first_error(name: str, instance: Any, prefix: str = "$") -> str | None:
+    errors = sorted(
+        validator(name).iter_errors(instance), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
+    )
+    return describe(errors[0], prefix) if errors else None
+
+
+def validate_request(body: Any, hook: str) -> None:
+    """Raise SchemaViolationError unless `body` is a CDS Hooks request for `hook`."""
+    problem = first_error("cds-request.json", body)
+    if problem:
+        raise SchemaViolationError(f"request does not follow CDS Hooks 2.0: {problem}")
+    if body["hook"] != hook:
+        raise SchemaViolationError(f"$.hook: this service answers the '{hook}' hook, not another hook")
+    problem = first_error(CONTEXT_SCHEMAS[hook], body["context"], "$.context")
+    if problem:
+        raise SchemaViolationError(f"context does not follow the {hook} hook: {problem}")

@@ -1,0 +1,108 @@
+"""The HTTP edge: CDS Hooks discovery and invocation, health and readiness.
+
+Routes are thin: they check the transport (method, content type, size) and hand the body to the
+pipeline. Everything that goes wrong is a `CdsError` or an HTTP error, rendered as JSON by
+`install_error_handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from cds_service.errors import CdsError, UnsupportedMediaTypeError, operation_outcome
+from cds_service.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+cds = Blueprint("cds", __name__)
+ops = Blueprint("ops", __name__)
+
+
+def pipeline() -> Pipeline:
+    return current_app.extensions["ivig_cds.pipeline"]
+
+
+def require_json() -> None:
+    """415 unless the body is JSON; every POST endpoint under /cds-services shares this check."""
+    mimetype = (request.mimetype or "").lower()
+    if mimetype not in ("application/json", "application/fhir+json"):
+        raise UnsupportedMediaTypeError("send the request body as application/json")
+
+
+@cds.get("/cds-services")
+def discovery() -> Response:
+    return jsonify(pipeline().discovery())
+
+
+@cds.post("/cds-services/<service_id>")
+def invoke(service_id: str) -> Response:
+    pipeline().service(service_id)  # 404 before anything else is looked at
+    require_json()
+    outcome = pipeline().call(service_id, request.get_data(cache=False))
+    request.environ["ivig_cds.outcome"] = outcome
+    log.info(
+        "hook answered",
+        extra={
+            "service": outcome.service_id,
+            "cards": len(outcome.cards),
+            "rules": ",".join(f.rule for f in outcome.findings),
+            "data_mode": outcome.data_mode,
+            "elapsed_ms": round(outcome.elapsed_ms, 1),
+        },
+    )
+    return jsonify({"cards": outcome.cards})
+
+
+@ops.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "alive"})
+
+
+@ops.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    checks: dict[str, Any] = current_app.extensions.get("ivig_cds.readiness", {})
+    results = {name: check() for name, check in checks.items()}
+    ready = all(results.values())
+    return jsonify({"status": "ready" if ready else "not ready", "checks": results}), 200 if ready else 503
+
+
+def _error_response(status: int, message: str, code: str) -> Response:
+    response = jsonify(operation_outcome(message, code))
+    response.status_code = status
+    return response
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CdsError)
+    def cds_error(error: CdsError) -> Response:
+        log.info("request refused", extra={"status": error.status, "error": type(error).__name__})
+        return _error_response(error.status, error.message, error.issue_code)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        codes = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+        messages = {
+            404: "no such endpoint; CDS services are under /cds-services",
+            405: "this method is not allowed on this endpoint",
+            413: "the request body is larger than this service accepts",
+        }
+        response = _error_response(status, messages.get(status, error.name), codes.get(status, "processing"))
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        frames = traceback.extract_tb(error.__traceback__)
+        where = " <- ".join(
+            f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:])
+        )
+        # The exception's message may quote request data, so only its type and frames are logged.
+        log.error("unexpected error", extra={"error": type(error).__name__, "where": where})
+        return _error_response(500, "internal error; the incident was logged", "exception")
