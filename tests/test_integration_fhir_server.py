@@ -1,0 +1,102 @@
+"""Against a real FHIR server process (sekmet-fhir): every scenario loaded by transaction, then
+judged with no prefetch at all. The cards must equal the prefetch path's, which proves the
+prefetch templates select on a real server what the fixture evaluator selects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+import fhir_fixtures
+from tests.conftest import SELECT, SIGN, check_response, make_app, rule_set
+from tests.processes import free_port, wait_ready
+
+pytestmark = pytest.mark.integration
+
+
+def _sekmet_command() -> list[str] | None:
+    exe = shutil.which("sekmet") or str(Path(sys.executable).with_name("sekmet"))
+    return [exe] if Path(exe).exists() else None
+
+
+@pytest.fixture(scope="module")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    command = _sekmet_command()
+    if command is None:
+        if os.environ.get("CI"):
+            pytest.fail("sekmet-fhir is not installed; CI must run the real-FHIR-server tests")
+        pytest.skip("sekmet-fhir is not installed (pip install -e '.[test]')")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    workdir = tmp_path_factory.mktemp("sekmet")
+    env = dict(os.environ, SEKMET_DB=str(workdir / "fhir.db"), SEKMET_BASE_URL=base)
+    log = (workdir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        if not wait_ready(process, f"{base}/metadata", timeout=60):
+            pytest.fail(f"sekmet did not become ready within 60 s: {(workdir / 'server.log').read_text()[-2000:]}")
+        for scenario in fhir_fixtures.all_scenarios():
+            response = requests.post(
+                base,
+                json=scenario.transaction(),
+                headers={"Content-Type": "application/fhir+json"},
+                timeout=30,
+            )
+            assert response.status_code in (200, 201), (
+                f"{scenario.id}: {response.status_code} {response.text[:300]}"
+            )
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def fetching_client(fhir_server: str):
+    return make_app(
+        fhir_allowlist=[fhir_server], fhir_allow_http=True, fhir_read_timeout=10, fhir_total_timeout=20
+    ).test_client()
+
+
+@pytest.mark.parametrize("sid", fhir_fixtures.names())
+def test_fetched_from_fhir_server_equals_prefetch(sid, fhir_server, fetching_client):
+    scenario = fhir_fixtures.load(sid)
+    for service in (SIGN, SELECT):
+        prefetched = fetching_client.post(
+            f"/cds-services/{service.id}", json=scenario.prefetch_request(service.prefetch, hook=service.hook)
+        )
+        fetched = fetching_client.post(
+            f"/cds-services/{service.id}", json=scenario.fetch_request(fhir_server, hook=service.hook)
+        )
+        assert fetched.status_code == 200, check_response(fetched)
+        fetched_body = check_response(fetched)
+        assert all(c["source"]["topic"]["code"] != "data-unavailable" for c in fetched_body["cards"])
+        assert rule_set(fetched_body) == rule_set(check_response(prefetched))
+
+
+def test_unknown_patient_on_real_server_is_412(fhir_server, fetching_client):
+    request = fhir_fixtures.load("P01").fetch_request(fhir_server)
+    request["context"]["patientId"] = "no-such-patient"
+    for entry in request["context"]["draftOrders"]["entry"]:
+        entry["resource"]["subject"]["reference"] = "Patient/no-such-patient"
+    response = fetching_client.post(f"/cds-services/{SIGN.id}", json=request)
+    assert response.status_code == 412
+    check_response(response)
