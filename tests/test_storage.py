@@ -76,7 +76,7 @@ def test_workers_opening_a_fresh_sqlite_file_together_all_start(tmp_path):
         stores = [Storage(f"sqlite:///{tmp_path / f'fresh{round_}.db'}") for _ in range(8)]
         barrier = threading.Barrier(len(stores))
 
-        def start(storage: Storage) -> None:
+        def start(storage: Storage, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait(10)
                 storage.ensure_schema()
