@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 import fhir_fixtures
+from cds_service import feedback as feedback_module
+from cds_service import report
 from cds_service.errors import SchemaViolationError
 from cds_service.feedback import parse_timestamp
 from cds_service.storage.schema import feedback as feedback_table
@@ -36,10 +39,28 @@ def client(app):
     return app.test_client()
 
 
-def issued_cards(client) -> list[dict]:
+def issued_cards(client, settle: bool = True) -> list[dict]:
+    """Cards from a hook call; `settle` waits for their audit rows, so a loaded machine changes nothing."""
     response = client.post(f"/cds-services/{SIGN.id}", json=P01.prefetch_request(SIGN.prefetch))
     assert response.status_code == 200
+    if settle:
+        assert client.application.extensions["ivig_cds.audit"].flush(30)
     return response.get_json()["cards"]
+
+
+class HeldWriter:
+    """Holds the audit writer's database writes until released: a writer that is behind, on demand."""
+
+    def __init__(self, app, monkeypatch) -> None:
+        self.release = threading.Event()
+        writer = app.extensions["ivig_cds.audit"]
+        write = writer._write
+
+        def held(batch):
+            assert self.release.wait(30), "the test never released the audit writer"
+            write(batch)
+
+        monkeypatch.setattr(writer, "_write", held)
 
 
 def overridden(card: str, when: str = "2026-06-01T12:05:00Z", comment: str | None = COMMENT) -> dict:
@@ -85,6 +106,32 @@ def test_feedback_on_issued_cards_is_stored_and_answered_with_an_empty_object(ap
     assert rows[1]["user_comment"] == COMMENT, "governance needs the comment: it is stored"
     assert rows[1]["outcome_timestamp"] == datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
     assert rows[0]["service_id"] == SIGN.id
+
+
+def test_feedback_right_after_the_call_waits_for_the_cards_audit_rows(app, client, monkeypatch):
+    held = HeldWriter(app, monkeypatch)
+    card = issued_cards(client, settle=False)[0]
+    threading.Timer(0.3, held.release.set).start()  # the writer catches up while feedback waits
+    assert post(client, {"feedback": [overridden(card["uuid"])]})[0] == 200
+    (row,) = stored(app)
+    assert row["known_card"] is True
+
+
+def test_a_writer_too_far_behind_flags_the_card_unknown_but_the_report_still_counts_it(app, client, monkeypatch):
+    held = HeldWriter(app, monkeypatch)
+    monkeypatch.setattr(feedback_module, "KNOWN_CARD_WAIT", 0.1)
+    card = issued_cards(client, settle=False)[0]
+    try:
+        assert post(client, {"feedback": [overridden(card["uuid"])]})[0] == 200, "feedback never waits long"
+    finally:
+        held.release.set()
+    (row,) = stored(app)
+    assert row["known_card"] is False, "the flag says what was known when the report arrived"
+    assert app.extensions["ivig_cds.audit"].flush(30)
+    built = report.build(app.extensions["ivig_cds.storage"])
+    rule = card["source"]["topic"]["code"]
+    assert {r.rule: r.overridden for r in built.rules}[rule] == 1
+    assert built.unknown_card_feedback == 0, "the report joins at report time, when the card is on record"
 
 
 def test_unknown_card_is_stored_and_flagged(app, client):
