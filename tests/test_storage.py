@@ -7,6 +7,7 @@ is reachable and is skipped with the reason otherwise.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -39,23 +40,30 @@ def test_migration_creates_the_schema_the_queries_expect(store):
     assert versions == [m.number for m in migrations.MIGRATIONS]
 
 
-def test_upgrade_twice_and_from_several_starts_at_once_applies_each_migration_once(database_url):
-    stores = [Storage(database_url) for _ in range(4)]
+def _all_at_once(stores: list[Storage], action: Callable[[Storage], object]) -> list[BaseException]:
+    """Run `action` on every store from its own thread, released together; return what they raised."""
     errors: list[BaseException] = []
+    barrier = threading.Barrier(len(stores))
 
-    def start(storage: Storage) -> None:
+    def run(storage: Storage) -> None:
         try:
-            migrations.upgrade(storage.engine)
-        except BaseException as error:  # collected, asserted below
+            barrier.wait(10)
+            action(storage)
+        except BaseException as error:  # collected, asserted by the caller
             errors.append(error)
 
-    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
+    return errors
+
+
+def test_upgrade_twice_and_from_several_starts_at_once_applies_each_migration_once(database_url):
+    stores = [Storage(database_url) for _ in range(4)]
     try:
-        assert errors == []
+        assert _all_at_once(stores, lambda storage: migrations.upgrade(storage.engine)) == []
         assert migrations.upgrade(stores[0].engine) == migrations.LATEST
         with stores[0].begin() as conn:
             assert conn.execute(select(schema_version.c.version)).scalars().all() == [1]
@@ -71,31 +79,16 @@ def test_workers_opening_a_fresh_sqlite_file_together_all_start(tmp_path):
     SQLite refuses at once ("database is locked") instead of waiting. Found by CI; repeated on
     fresh files because the race is lost only now and then.
     """
-    errors: list[BaseException] = []
     for round_ in range(15):
         stores = [Storage(f"sqlite:///{tmp_path / f'fresh{round_}.db'}") for _ in range(8)]
-        barrier = threading.Barrier(len(stores))
-
-        def start(storage: Storage, barrier: threading.Barrier = barrier) -> None:
-            try:
-                barrier.wait(10)
-                storage.ensure_schema()
-            except BaseException as error:  # collected, asserted below
-                errors.append(error)
-
-        threads = [threading.Thread(target=start, args=(s,)) for s in stores]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
         try:
+            assert _all_at_once(stores, Storage.ensure_schema) == [], f"round {round_}"
             with stores[0].begin() as conn:
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                 assert conn.execute(select(schema_version.c.version)).scalars().all() == [1]
         finally:
             for storage in stores:
                 storage.close()
-    assert errors == []
 
 
 def test_a_failing_migration_leaves_the_previous_version_intact(store, monkeypatch):

@@ -40,6 +40,7 @@ from cds_service.storage import migrations
 
 log = logging.getLogger(__name__)
 
+
 def _enter_wal(cursor: sqlite3.Cursor, deadline: float) -> None:
     """Switch the file to WAL once, waiting out concurrent first starts.
 
