@@ -128,22 +128,30 @@ class Pipeline:
             raise UnknownServiceError("no CDS service with this id; see GET /cds-services")
         return service
 
-    def call(self, service_id: str, raw: bytes) -> Outcome:
+    def call(self, service_id: str, raw: bytes, identified: Callable[[Outcome], None] | None = None) -> Outcome:
+        """Answer one hook call.
+
+        `identified` is given the outcome as soon as the request is valid CDS Hooks, before any
+        drafts are judged or data fetched, so that a call refused after that point (invalid FHIR,
+        no Patient, a refused FHIR server) is still audited with its hookInstance and patient.
+        """
         started = time.perf_counter()
         service = self.service(service_id)
         body = parse_json(raw)
         if not isinstance(body, dict):
             raise SchemaViolationError("the request body must be a JSON object")
         protocol.validate_request(body, service.hook)
+        outcome = Outcome(
+            service.id, service.hook, body["hookInstance"], cards=[], patient_id=body["context"].get("patientId")
+        )
+        if identified is not None:
+            identified(outcome)
         drafts = _parse_drafts(body["context"])
         call = HookCall(hook=service.hook, context=body["context"], drafts=drafts)
         try:
             targets = targets_of(call, classify_drafts(call, self.settings.rules))
         except UnknownSelectionError as error:
             raise UnprocessableError(str(error)) from None
-        outcome = Outcome(
-            service.id, service.hook, body["hookInstance"], cards=[], patient_id=body["context"].get("patientId")
-        )
         if in_scope(targets):
             data = gather(service, body, self.client, self.executor, self.settings.fhir_total_timeout)
             outcome.data_mode = data.mode

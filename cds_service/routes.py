@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cds_service.errors import CdsError, UnsupportedMediaTypeError, operation_outcome
-from cds_service.pipeline import Pipeline
+from cds_service.pipeline import Outcome, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,16 @@ def discovery() -> Response:
     return jsonify(pipeline().discovery())
 
 
+def _remember(outcome: Outcome) -> None:
+    """Keep the call's outcome where the audit and metrics hooks find it, even if it is refused later."""
+    request.environ["ivig_cds.outcome"] = outcome
+
+
 @cds.post("/cds-services/<service_id>")
 def invoke(service_id: str) -> Response:
     pipeline().service(service_id)  # 404 before anything else is looked at
     require_json()
-    outcome = pipeline().call(service_id, request.get_data(cache=False))
-    request.environ["ivig_cds.outcome"] = outcome
+    outcome = pipeline().call(service_id, request.get_data(cache=False), identified=_remember)
     log.info(
         "hook answered",
         extra={

@@ -81,21 +81,37 @@ def test_the_hash_is_keyed():
     assert patient_hash(None, "p") is None and patient_hash(b"k1", None) is None
 
 
+def _invalid_draft(request: dict) -> None:
+    request["context"]["draftOrders"]["entry"][0]["resource"]["intent"] = ["not", "a", "code"]
+
+
+def _foreign_fhir_server(request: dict) -> None:
+    del request["prefetch"]["patient"]  # must be fetched, from a server that is not allowlisted
+    request["fhirServer"] = "https://elsewhere.example.net/fhir"
+
+
 @pytest.mark.parametrize(
-    ("mutate", "status"),
+    ("mutate", "status", "identified"),
     [
-        (lambda r: r.pop("hookInstance"), 400),
-        (lambda r: r["prefetch"].__setitem__("patient", None), 412),
-        (lambda r: r.__setitem__("hook", "order-select"), 400),
+        (lambda r: r.pop("hookInstance"), 400, False),
+        (lambda r: r.__setitem__("hook", "order-select"), 400, False),
+        (_invalid_draft, 400, True),
+        (lambda r: r["prefetch"].__setitem__("patient", None), 412, True),
+        (_foreign_fhir_server, 403, True),
     ],
 )
-def test_refused_calls_are_audited_with_their_status_and_no_cards(app, mutate, status):
+def test_refused_calls_are_audited_with_their_status_and_no_cards(app, mutate, status, identified):
+    """A call refused before it is valid CDS Hooks has no identity; one refused later keeps it for tracing."""
     request = P01.prefetch_request(SIGN.prefetch)
     mutate(request)
     assert app.test_client().post(f"/cds-services/{SIGN.id}", json=request).status_code == status
     (row,), cards = rows(app)
     assert (row["status"], row["hook"], row["data_mode"], cards) == (status, "order-sign", "none", [])
-    assert row["patient_hash"] is None and row["hook_instance"] is None
+    if identified:
+        assert row["hook_instance"] == request["hookInstance"]
+        assert row["patient_hash"] == patient_hash(KEY.encode(), P01.patient_id)
+    else:
+        assert row["patient_hash"] is None and row["hook_instance"] is None
 
 
 def test_unknown_service_wrong_type_and_no_target_orders_are_audited(app):
