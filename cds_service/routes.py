@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import traceback
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from cds_service.errors import CdsError, UnsupportedMediaTypeError, operation_outcome
 from cds_service.pipeline import Outcome, Pipeline
@@ -73,6 +75,35 @@ def readyz() -> tuple[Response, int]:
     results = {name: check() for name, check in checks.items()}
     ready = all(results.values())
     return jsonify({"status": "ready" if ready else "not ready", "checks": results}), 200 if ready else 503
+
+
+@ops.get("/openapi.yaml")
+def api_description() -> Response:
+    """The OpenAPI 3.1 description this release was tested against, for integration engineers' tools.
+
+    Served as packaged, with the JSON Schemas it refers to (`schemas/<name>.json`, relative to this
+    URL) beside it, so a tool given this one URL resolves the whole description. Needs no token:
+    it describes the service, not a patient.
+    """
+    return Response(_packaged("openapi.yaml"), mimetype="application/yaml")
+
+
+@ops.get("/schemas/<name>")
+def json_schema(name: str) -> Response:
+    if name not in _schema_names():
+        raise NotFound()
+    return Response(_packaged("schemas", name), mimetype="application/schema+json")
+
+
+@cache
+def _schema_names() -> frozenset[str]:
+    folder = resources.files("cds_service").joinpath("schemas")
+    return frozenset(entry.name for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+@cache
+def _packaged(*parts: str) -> bytes:
+    return resources.files("cds_service").joinpath(*parts).read_bytes()
 
 
 def _error_response(status: int, message: str, code: str) -> Response:

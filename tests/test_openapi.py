@@ -8,7 +8,10 @@ and a fresh token per request, so every answer passes through the real auth guar
 from __future__ import annotations
 
 import copy
+import json
+import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import responses
@@ -40,7 +43,7 @@ def test_the_validator_can_fail():
 def test_every_route_is_documented_and_every_documented_path_is_routed():
     app = jwt_app()
     routed = {
-        rule.rule.replace("<service_id>", "{service_id}")
+        rule.rule.replace("<service_id>", "{service_id}").replace("<name>", "{name}")
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
     }
@@ -64,6 +67,29 @@ def test_referenced_json_schemas_are_the_ones_the_service_validates_with():
     for name in ("cds-request.json", "cds-response.json", "discovery-response.json", "feedback-request.json"):
         assert f'"schemas/{name}"' in text
         assert (SPEC_PATH.parent / "schemas" / name).is_file()
+
+
+def test_the_served_description_resolves_from_its_own_url_without_a_token():
+    """An integration engineer points a tool at /openapi.yaml; every relative $ref must load from there."""
+    client = jwt_app().test_client()  # JWT on: these documents need no token
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200 and response.mimetype == "application/yaml"
+    assert response.data == SPEC_PATH.read_bytes(), "the description of the running release, as packaged"
+    served = yaml.safe_load(response.data)
+    refs = set(re.findall(r'\$ref: "(schemas/[^"#]+)"', response.get_data(as_text=True)))
+    assert refs, "the description refers to the JSON Schemas"
+    for ref in sorted(refs):
+        schema = client.get(urljoin("/openapi.yaml", ref))
+        assert schema.status_code == 200 and schema.mimetype == "application/schema+json", ref
+        assert schema.get_json() == json.loads((SPEC_PATH.parent / ref).read_text(encoding="utf-8"))
+    validate(served, base_uri=SPEC_PATH.as_uri())
+
+
+@pytest.mark.parametrize("name", ["nope.json", "..%2Fopenapi.yaml", "cds-request", "%2e%2e%2fapp.py"])
+def test_only_the_packaged_json_schemas_are_served(name):
+    response = jwt_app().test_client().get(f"/schemas/{name}")
+    assert response.status_code == 404
+    assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
 # --- schemathesis ---------------------------------------------------------------------------------
