@@ -54,6 +54,12 @@ class RuleSettings:
 
     # Pregnancy.
     delivery_horizon_days: int = 14
+    # Khalife et al. 2025 (S000): the study's own cut-offs for a favourable IVIG response in
+    # pregnancy. They describe its cohort, so change them only if the evidence changes.
+    pregnancy_nadir_favourable_below: float = 30.0  # nadir <30 ×10^9/L (OR 6.29)
+    pregnancy_ipf_favourable_below: float = 16.0  # IPF <16 % (OR 4.85)
+    pregnancy_pre_ivig_favourable_below: float = 50.0  # pre-IVIG count <50 ×10^9/L (OR 8.67)
+    pregnancy_less_likely_from: float = 70.0  # pre-IVIG 70–100: less likely to rise by ≥20
 
     # Local order codes for a platelet transfusion besides SNOMED CT 180208003, as "system|code".
     platelet_transfusion_codes: frozenset[str] = frozenset()

@@ -303,3 +303,48 @@ def test_children_may_get_0_8_to_1_g_per_kg(call, value, indicator):
     assert card(call, variant("P31", draft={"dosageInstruction": dosage}), "dose-check")["indicator"] == indicator
     adult = card(call, variant("P04", draft={"dosageInstruction": dosage}), "dose-check")
     assert adult["indicator"] == "warning"  # 0.8 g/kg is outside 10 % of 1 and of 0.4 for an adult
+
+
+# --- pregnancy: the response predictors of Khalife et al. 2025 (S000) ------------------------
+
+
+def _predictors(call, **changes) -> dict | None:
+    found = [
+        c
+        for c in cards(call, variant("P24", **changes))
+        if c["source"]["topic"]["code"] == "pregnancy-response-predictors"
+    ]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        ({"plt-nadir": 29.9}, "Favourable: Nadir 29.9"),
+        ({"plt-nadir": 30}, "Not present: Nadir 30"),
+        ({"ipf": 15.9}, "Favourable: IPF 15.9 %"),
+        ({"ipf": 16}, "Not present: IPF 16 %"),
+    ],
+)
+def test_nadir_below_30_and_ipf_below_16_are_favourable(call, values, line):
+    card = _predictors(call, values=values)
+    assert line in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("plt", "line"), [(49.9, "Favourable: Pre-IVIG count 49.9"), (50, "Not present: Pre-IVIG count 50")]
+)
+def test_a_pre_ivig_count_below_50_is_favourable(call, plt, line):
+    assert line in _predictors(call, plt=plt)["detail"]
+
+
+@pytest.mark.parametrize(("plt", "less_likely"), [(69.9, False), (70, True), (99, True)])
+def test_counts_from_70_were_less_likely_to_rise(call, plt, less_likely):
+    card = _predictors(call, plt=plt)
+    assert ("70–100 was less likely to rise by ≥20" in card["detail"]) is less_likely
+    assert "2 of 3 favourable predictors" in card["summary"]  # nadir 28 and IPF 12 % stay favourable
+
+
+def test_no_predictor_card_from_100(call):
+    assert _predictors(call, plt=99.9) is not None
+    assert _predictors(call, plt=100) is None

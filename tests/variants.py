@@ -24,6 +24,7 @@ def variant(
     height: float | None = None,
     egfr: float | None = None,
     iga: float | None = None,
+    values: dict[str, float] | None = None,
     drop: tuple[str, ...] = (),
     add: tuple[dict[str, Any], ...] = (),
     draft: dict[str, Any] | None = None,
@@ -54,6 +55,8 @@ def variant(
         quantity("egfr")["value"] = egfr
     if iga is not None:
         quantity("iga")["value"] = iga
+    for name, value in (values or {}).items():  # any other Observation, by the name after its id's prefix
+        quantity(name)["value"] = value
     record["entry"] = [e for e in record["entry"] if not any(e["resource"]["id"].endswith("-" + name) for name in drop)]
     for resource in add:
         resource = copy.deepcopy(resource)

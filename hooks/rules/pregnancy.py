@@ -9,11 +9,6 @@ from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, rule
 from hooks.timeutil import describe_instant
 
-IPF_FAVOURABLE_BELOW = 16.0  # %; KH25 (S000): IPF <16 % predicts a favourable response
-NADIR_FAVOURABLE_BELOW = 30.0  # ×10^9/L; KH25: nadir <30
-PRE_IVIG_FAVOURABLE_BELOW = 50.0  # ×10^9/L; KH25: pre-IVIG count <50
-LESS_LIKELY_FROM = 70.0  # KH25: pre-IVIG 70–100 less likely to rise ≥20
-
 
 @rule(
     "pregnancy",
@@ -74,38 +69,31 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     facts = ctx.facts
     platelets = ctx.platelets
+    s = ctx.settings
     if not facts.pregnant or not ctx.ivig_orders or platelets is None:
         return
-    if platelets >= ctx.settings.thrombocytopenia_scope_platelets:
+    if platelets >= s.thrombocytopenia_scope_platelets:
         return
-    features = []
-    nadir = ctx.nadir
-    if nadir is not None and nadir.value is not None:
-        present = nadir.value < NADIR_FAVOURABLE_BELOW
-        where = "this pregnancy" if facts.pregnancy_start else f"the last {ctx.settings.nadir_lookback_days} days"
-        features.append(
-            (
-                present,
-                f"Nadir {nadir.value:g} in {where} ({describe_instant(nadir.at, ctx.now)}): "
-                f"{'<' if present else '≥'} {NADIR_FAVOURABLE_BELOW:g}",
-            )
+    nadir, ipf = ctx.nadir, facts.ipf
+    where = "this pregnancy" if facts.pregnancy_start else f"the last {s.nadir_lookback_days} days"
+    features = [
+        _feature(
+            f"Nadir {nadir.value:g} in {where} ({describe_instant(nadir.at, ctx.now)})",
+            nadir.value,
+            s.pregnancy_nadir_favourable_below,
         )
-    else:
-        features.append((False, "Nadir: no usable count on record"))
-    ipf = facts.ipf
-    if ipf is not None:
-        present = ipf.value < IPF_FAVOURABLE_BELOW
-        features.append(
-            (
-                present,
-                f"IPF {ipf.value:g} % ({describe_instant(ipf.at, ctx.now)}): "
-                f"{'<' if present else '≥'} {IPF_FAVOURABLE_BELOW:g} %",
-            )
+        if nadir is not None and nadir.value is not None
+        else (False, "Nadir: no usable count on record"),
+        _feature(
+            f"IPF {ipf.value:g} % ({describe_instant(ipf.at, ctx.now)})",
+            ipf.value,
+            s.pregnancy_ipf_favourable_below,
+            " %",
         )
-    else:
-        features.append((False, "IPF: not measured"))
-    present = platelets < PRE_IVIG_FAVOURABLE_BELOW
-    features.append((present, f"Pre-IVIG count {platelets:g}: {'<' if present else '≥'} {PRE_IVIG_FAVOURABLE_BELOW:g}"))
+        if ipf is not None
+        else (False, "IPF: not measured"),
+        _feature(f"Pre-IVIG count {platelets:g}", platelets, s.pregnancy_pre_ivig_favourable_below),
+    ]
     count = sum(1 for ok, _ in features if ok)
     evidence = [("Favourable: " if ok else "Not present: ") + text for ok, text in features]
     advice = [
@@ -114,11 +102,17 @@ def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding
         "(OR 8.67) predicted a response.",
         "These are associations, not a computed probability for this patient.",
     ]
-    if LESS_LIKELY_FROM <= platelets < ctx.settings.thrombocytopenia_scope_platelets:
-        advice.insert(0, f"A pre-IVIG count of {LESS_LIKELY_FROM:g}–100 was less likely to rise by ≥20.")
+    if s.pregnancy_less_likely_from <= platelets < s.thrombocytopenia_scope_platelets:
+        advice.insert(0, f"A pre-IVIG count of {s.pregnancy_less_likely_from:g}–100 was less likely to rise by ≥20.")
     yield r.finding(
         Indicator.INFO,
         f"IVIG response in pregnancy: {count} of 3 favourable predictors present (Khalife 2025).",
         evidence,
         advice,
     )
+
+
+def _feature(observed: str, value: float, favourable_below: float, unit: str = "") -> tuple[bool, str]:
+    """One KH25 predictor: whether it is present, and the value set against the study's cut-off."""
+    present = value < favourable_below
+    return present, f"{observed}: {'<' if present else '≥'} {favourable_below:g}{unit}"
