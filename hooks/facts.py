@@ -20,7 +20,7 @@ from hooks import terminology as t
 from hooks.fhir_model import Resource
 from hooks.orders import OrderKind, classify_medication, medication_concept
 from hooks.settings import RuleSettings
-from hooks.timeutil import to_date, to_instant
+from hooks.timeutil import completed_years, to_date, to_instant
 
 
 class Flag(StrEnum):
@@ -118,6 +118,7 @@ class PatientFacts:
     encounter_id: str | None
     birth_date: date | None
     age_days: int | None
+    age_years: int | None  # completed years (CQL AgeInYears): "age >65" is from the 66th birthday
     sex: str | None
     weight: Measurement | None
     height: Measurement | None
@@ -138,10 +139,6 @@ class PatientFacts:
     anti_iga_antibodies: bool
     active_medications: frozenset[OrderKind]
     unavailable: frozenset[DataKind] = field(default_factory=frozenset)
-
-    @property
-    def age_years(self) -> float | None:
-        return None if self.age_days is None else self.age_days / 365.25
 
     @property
     def latest_platelets(self) -> PlateletCount | None:
@@ -206,6 +203,7 @@ def build_facts(
         encounter_id=encounter_id,
         birth_date=birth_date,
         age_days=age_days,
+        age_years=completed_years(birth_date, now.date()) if birth_date else None,
         sex=getattr(patient, "gender", None) if patient else None,
         weight=_latest(observations, t.WEIGHT_LOINC, t.WEIGHT_UNIT_FACTORS, "kg"),
         height=_latest(observations, t.HEIGHT_LOINC, t.HEIGHT_UNIT_FACTORS, "cm"),

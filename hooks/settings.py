@@ -36,7 +36,12 @@ class RuleSettings:
     # Serum IgA is physiologically near absent in early infancy, so a screening result then cannot
     # show deficiency: iga-screening starts at this age (a departure from RULES.md, see the note).
     iga_screening_min_age_days: int = 183
-    elderly_age_years: int = 65  # age >65 is an IVIG thrombosis/renal risk factor
+    elderly_age_years: int = 65  # age >65 (completed years, so from the 66th birthday): an IVIG risk factor
+
+    # Populations and disease phase (RULES.md: `neonatal` age <28 days, `pediatric-itp` age <18).
+    adult_age_years: int = 18  # adult thresholds and adjusted dosing weight from this age
+    neonate_max_age_days: int = 28  # a neonate is younger than this
+    newly_diagnosed_itp_days: int = 90  # ASH19: newly diagnosed ITP is <3 months from diagnosis
 
     # Dosing.
     rapid_dose_g_per_kg: float = 1.0

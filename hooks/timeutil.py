@@ -44,6 +44,19 @@ def to_date(value: object) -> date | None:
     return None
 
 
+
+def completed_years(born: date, today: date) -> int:
+    """Age in whole years, completed on the birthday (as CQL's AgeInYears counts it).
+
+    Why not days ÷ 365.25: on an 18th birthday that spanned four leap days it gives 17.998, and a
+    new adult would still get the children's rules. Someone born on 29 February completes a year on
+    1 March in common years.
+    """
+    years = today.year - born.year
+    if (today.month, today.day) < (born.month, born.day):
+        years -= 1
+    return years
+
 def describe_instant(at: datetime | None, now: datetime) -> str:
     """ "2026-05-31 18:00 UTC, 18 h ago" — the date a clinician needs beside every value."""
     if at is None:

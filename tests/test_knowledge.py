@@ -333,3 +333,20 @@ def test_puerperium_codes_mean_postpartum_not_pregnant():
     )
     facts = facts_from(scenario, data)
     assert Flag.POSTPARTUM in facts.flags and not facts.pregnant
+
+
+@pytest.mark.parametrize(
+    ("born", "today", "years"),
+    [
+        (date(2008, 6, 1), date(2026, 5, 31), 17),
+        (date(2008, 6, 1), date(2026, 6, 1), 18),  # four leap days in between: still 18 on the birthday
+        (date(2008, 2, 29), date(2026, 2, 28), 17),  # a 29 February birthday is completed on 1 March
+        (date(2008, 2, 29), date(2026, 3, 1), 18),
+        (date(2008, 2, 29), date(2028, 2, 29), 20),
+        (date(2026, 6, 1), date(2026, 6, 1), 0),
+    ],
+)
+def test_age_in_completed_years(born, today, years):
+    from hooks.timeutil import completed_years
+
+    assert completed_years(born, today) == years

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
+import fhir_fixtures
 from tests.conftest import SIGN, make_app, rule_set
 from tests.variants import GI_BLEED, ICH, variant
 
@@ -348,3 +351,53 @@ def test_counts_from_70_were_less_likely_to_rise(call, plt, less_likely):
 def test_no_predictor_card_from_100(call):
     assert _predictors(call, plt=99.9) is not None
     assert _predictors(call, plt=100) is None
+
+
+# --- ages and disease phase (completed years and days, as CQL's AgeInYears/AgeInDays count) ----
+
+
+def _years_before(day: date, years: int) -> date:
+    return day.replace(year=day.year - years)
+
+
+P04_TODAY = fhir_fixtures.load("P04").as_of.date()
+
+
+@pytest.mark.parametrize(
+    ("born", "framing"),
+    [
+        # 2008-06-01 to 2026-06-01 spans four leap days: 6574 days, which ÷ 365.25 is 17.998 years.
+        (_years_before(P04_TODAY, 18), "treatment-threshold"),
+        (_years_before(P04_TODAY, 18) + timedelta(days=1), "pediatric-itp"),
+    ],
+)
+def test_the_adult_rules_apply_from_the_18th_birthday(call, born, framing):
+    found = rules(call, variant("P04", born=born))
+    other = ({"treatment-threshold", "pediatric-itp"} - {framing}).pop()
+    assert framing in found and other not in found
+
+
+@pytest.mark.parametrize(("days_old", "neonate"), [(0, True), (27, True), (28, False)])
+def test_a_neonate_is_younger_than_28_days(call, days_old, neonate):
+    born = fhir_fixtures.load("P30").as_of.date() - timedelta(days=days_old)
+    assert ("neonatal" in rules(call, variant("P30", born=born))) is neonate
+
+
+@pytest.mark.parametrize(("years", "day_offset", "factor"), [(66, 0, "age 66 (over 65)"), (66, 1, None), (65, 0, None)])
+def test_age_over_65_counts_from_the_66th_birthday(call, years, day_offset, factor):
+    """RULES.md "age >65" in completed years (CQL AgeInYears() > 65)."""
+    born = _years_before(P04_TODAY, years) + timedelta(days=day_offset)
+    found = [c for c in cards(call, variant("P04", born=born)) if c["source"]["topic"]["code"] == "ivig-safety"]
+    detail = found[0]["detail"] if found else ""
+    if factor:
+        assert factor in detail
+    else:
+        assert "(over 65)" not in detail
+
+
+@pytest.mark.parametrize(("days_since", "newly"), [(89, True), (90, False)])
+def test_itp_is_newly_diagnosed_for_under_90_days(call, days_since, newly):
+    onset = (P04_TODAY - timedelta(days=days_since)).isoformat()
+    found = card(call, variant("P04", plt=15, patch={"itp": {"onsetDateTime": onset}}), "treatment-threshold")
+    assert ("(newly diagnosed)" in found["detail"]) is newly
+    assert ("consider admission" in found["detail"].lower()) is newly

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import fhir_fixtures
@@ -25,6 +25,8 @@ def variant(
     egfr: float | None = None,
     iga: float | None = None,
     values: dict[str, float] | None = None,
+    patch: dict[str, dict[str, Any]] | None = None,
+    born: date | None = None,
     drop: tuple[str, ...] = (),
     add: tuple[dict[str, Any], ...] = (),
     draft: dict[str, Any] | None = None,
@@ -57,6 +59,11 @@ def variant(
         quantity("iga")["value"] = iga
     for name, value in (values or {}).items():  # any other Observation, by the name after its id's prefix
         quantity(name)["value"] = value
+    for name, fields in (patch or {}).items():  # any resource's fields, by the same name
+        resources[name].update(copy.deepcopy(fields))
+    if born is not None:
+        patient = next(e["resource"] for e in record["entry"] if e["resource"]["resourceType"] == "Patient")
+        patient["birthDate"] = born.isoformat()
     record["entry"] = [e for e in record["entry"] if not any(e["resource"]["id"].endswith("-" + name) for name in drop)]
     for resource in add:
         resource = copy.deepcopy(resource)

@@ -186,11 +186,11 @@ class RuleContext:
     @property
     def adult(self) -> bool:
         age = self.facts.age_years
-        return age is None or age >= 18
+        return age is None or age >= self.settings.adult_age_years
 
     @property
     def neonate(self) -> bool:
-        return self.facts.age_days is not None and self.facts.age_days < 28
+        return self.facts.age_days is not None and self.facts.age_days < self.settings.neonate_max_age_days
 
     @cached_property
     def rapid_rise_reasons(self) -> list[str]:
@@ -256,9 +256,8 @@ class RuleContext:
             return None
         s = self.settings
         facts = self.facts
-        adult = facts.age_years is None or facts.age_years >= 18
         height = facts.height.value if facts.height else None
-        if not (s.adjusted_weight_enabled and adult and height):
+        if not (s.adjusted_weight_enabled and self.adult and height):
             return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg")
         bmi = actual / (height / 100) ** 2
         if bmi < s.adjusted_weight_bmi and actual <= s.adjusted_weight_kg:
@@ -269,6 +268,8 @@ class RuleContext:
                 "actual",
                 f"actual weight {actual:.1f} kg (BMI {bmi:.1f}; sex unknown, no ideal weight)",
             )
+        # Ideal body weight by the Devine formula (Drug Intell Clin Pharm 1974;8:650), the one in
+        # pharmacy use: 50 kg (men) or 45.5 kg (women) + 2.3 kg per inch of height over 5 feet.
         base = 50.0 if facts.sex == "male" else 45.5
         ibw = base + 2.3 * (height / 2.54 - 60)
         if ibw >= actual:

@@ -84,7 +84,7 @@ def pediatric_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     yield r.finding(
         Indicator.INFO,
         "Child with ITP and no or skin-only bleeding: observation is advised whatever the count.",
-        [ctx.platelet_line(), ctx.bleeding_line, f"Age: {int(ctx.facts.age_years or 0)} years"],
+        [ctx.platelet_line(), ctx.bleeding_line, f"Age: {ctx.facts.age_years} years"],
         [
             "ASH 2019 suggests observation for children with no or only skin bleeding, regardless of the count.",
             "If treatment is chosen, IVIG 0.8–1 g/kg as a single dose.",

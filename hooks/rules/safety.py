@@ -35,7 +35,7 @@ def risk_factors(ctx: RuleContext) -> list[str]:
         factors.append(f"eGFR {egfr.value:g} mL/min/1.73 m² ({describe_instant(egfr.at, ctx.now)})")
     age = ctx.facts.age_years
     if age is not None and age > s.elderly_age_years:
-        factors.append(f"age {int(age)} (over {s.elderly_age_years})")
+        factors.append(f"age {age} (over {s.elderly_age_years})")
     for flag, label in _FLAG_FACTORS:
         evidence = ctx.facts.evidence_for(flag)
         if not ctx.facts.has(flag):

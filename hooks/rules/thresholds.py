@@ -10,8 +10,6 @@ from hooks.facts import Bleeding, Flag
 from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, ctcae_grade, rule
 
-NEWLY_DIAGNOSED = timedelta(days=90)  # ASH19: newly diagnosed ITP is < 3 months from diagnosis
-
 
 @rule(
     "treatment-threshold",
@@ -36,7 +34,7 @@ def treatment_threshold(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     itp = ctx.facts.evidence_for(Flag.ITP)
     newly = False
     if itp is not None and itp.since is not None:
-        newly = ctx.now.date() - itp.since < NEWLY_DIAGNOSED
+        newly = ctx.now.date() - itp.since < timedelta(days=s.newly_diagnosed_itp_days)
         evidence.append(f"ITP on record since {itp.since.isoformat()}" + (" (newly diagnosed)" if newly else ""))
     if ctx.rapid_rise_reasons:
         evidence.append("Rapid rise needed: " + "; ".join(ctx.rapid_rise_reasons))
