@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,10 @@ class FhirHttpError(FhirError):
 
 class FhirResponseError(FhirError):
     """The server answered with something that is not a usable FHIR JSON body."""
+
+
+class FhirIncompleteError(FhirError):
+    """A search has more pages than this service reads: what it has is not the whole answer."""
 
 
 # Characters no FHIR base URL needs, each a known way to make two URL parsers disagree: white space
@@ -137,10 +141,23 @@ class FhirClient:
         body = self._get_json(f"{base}/{relative.lstrip('/')}", token, deadline)
         if body is None or body.get("resourceType") != "Bundle":
             return body
-        entries = list(body.get("entry") or [])
+        return self.follow(base, body, token, deadline)
+
+    def follow(self, base_url: str, bundle: dict[str, Any], token: str | None, deadline: float) -> dict[str, Any]:
+        """`bundle` with the entries of its `next` pages, read from `base_url`, as one Bundle.
+
+        Also used for a prefetch Bundle the client paged (CDS Hooks 2.0 lets it): the rest is the
+        service's to read. A search still unfinished after `max_pages` pages (counting the first)
+        raises FhirIncompleteError: a partial list would let a rule conclude "not on record".
+        """
+        self.check_allowed(base_url)
+        base = base_url.rstrip("/")
+        entries = list(bundle.get("entry") or [])
         pages = 1
-        next_url = _next_link(body)
-        while next_url and pages < self.max_pages:
+        next_url = next_link(bundle)
+        while next_url:
+            if pages >= self.max_pages:
+                raise FhirIncompleteError(f"a search has more than {self.max_pages} pages")
             if unsafe_url(next_url) or not is_allowed(next_url.split("?", 1)[0], (base,), self.allow_http):
                 raise FhirResponseError("a Bundle next link leaves the FHIR server's base URL")
             page = self._get_json(next_url, token, deadline)
@@ -148,8 +165,8 @@ class FhirClient:
                 raise FhirResponseError("a Bundle next link did not return a Bundle")
             entries.extend(page.get("entry") or [])
             pages += 1
-            next_url = _next_link(page)
-        merged = dict(body)
+            next_url = next_link(page)
+        merged = dict(bundle)
         merged["entry"] = entries
         merged.pop("link", None)
         return merged
@@ -206,7 +223,8 @@ class FhirClient:
         return b"".join(chunks)
 
 
-def _next_link(bundle: dict[str, Any]) -> str | None:
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    """The URL of a Bundle's next page, if it has one."""
     for link in bundle.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]

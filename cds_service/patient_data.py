@@ -5,6 +5,9 @@ Policy, per prefetch key (CDS Hooks 2.0 "Prefetch"):
 - `null` means the client looked and found nothing;
 - an omitted key, or an OperationOutcome in its place, is fetched from `fhirServer` with the
   access token, all keys of one call in parallel, under one deadline;
+- a prefetch Bundle the client paged (it has a `next` link; the spec allows it) is read to its
+  end from `fhirServer` the same way: its first page alone could hide the one Condition that
+  matters, and "not on this page" must never read as "not on record";
 - a key that can be had neither way is *unavailable*: the cards say so (rule `data-unavailable`)
   and rules that need it stay silent. Only the Patient is indispensable: without it the answer is
   412 with an OperationOutcome, as the spec asks.
@@ -27,9 +30,11 @@ from cds_service.fhir_client import (
     FhirClient,
     FhirError,
     FhirHttpError,
+    FhirIncompleteError,
     FhirResponseError,
     FhirServerNotAllowedError,
     FhirTimeoutError,
+    next_link,
 )
 from cds_service.prefetch import PrefetchTemplateError, render
 from hooks.facts import DataKind
@@ -42,7 +47,7 @@ log = logging.getLogger(__name__)
 #: (one of FETCH_RESULTS); the sender is the FhirClient, so each app hears only its own fetches.
 #: A signal rather than a metrics call keeps this module free of any monitoring library.
 fhir_fetched = Namespace().signal("ivig-cds.fhir-fetched")
-FETCH_RESULTS = ("ok", "not-found", "timeout", "unreachable", "http-error", "invalid", "not-allowed")
+FETCH_RESULTS = ("ok", "not-found", "timeout", "unreachable", "http-error", "invalid", "incomplete", "not-allowed")
 
 
 def fetch_result(error: BaseException) -> str:
@@ -53,6 +58,8 @@ def fetch_result(error: BaseException) -> str:
         return "not-allowed"
     if isinstance(error, FhirHttpError):
         return "http-error"
+    if isinstance(error, FhirIncompleteError):
+        return "incomplete"
     if isinstance(error, FhirResponseError):
         return "invalid"
     return "unreachable"
@@ -85,16 +92,21 @@ def gather(
 ) -> PatientData:
     data = PatientData()
     prefetch = body.get("prefetch") or {}
-    to_fetch: list[str] = []
+    to_fetch: dict[str, Mapping[str, Any] | None] = {}  # key → None (fetch by template) or a paged Bundle
     for key in service.prefetch:
-        if key in prefetch and not _is_outcome(prefetch[key]):
-            try:
-                data.resources.extend(resources_of(prefetch[key]))
-            except InvalidResourceError as error:
-                raise InvalidFhirError(f"prefetch '{key}': {error}") from None
-            data.prefetched.add(key)
-        else:
-            to_fetch.append(key)
+        value = prefetch.get(key)
+        if key not in prefetch or _is_outcome(value):
+            to_fetch[key] = None
+            continue
+        try:
+            resources = resources_of(value)
+        except InvalidResourceError as error:
+            raise InvalidFhirError(f"prefetch '{key}': {error}") from None
+        if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" and next_link(value):
+            to_fetch[key] = value
+            continue
+        data.resources.extend(resources)
+        data.prefetched.add(key)
 
     if to_fetch:
         _fetch(service, body, client, executor, total_timeout, to_fetch, data)
@@ -116,13 +128,13 @@ def _fetch(
     client: FhirClient,
     executor: ThreadPoolExecutor,
     total_timeout: float,
-    keys: list[str],
+    keys: Mapping[str, Mapping[str, Any] | None],
     data: PatientData,
 ) -> None:
     base = body.get("fhirServer")
     if not base:
         data.unavailable.update(DataKind(k) for k in keys)
-        log.info("prefetch keys missing and no fhirServer given", extra={"keys": sorted(keys)})
+        log.info("prefetch keys missing or paged and no fhirServer given", extra={"keys": sorted(keys)})
         return
     try:
         client.check_allowed(base)
@@ -133,7 +145,10 @@ def _fetch(
     token = (body.get("fhirAuthorization") or {}).get("access_token")
     deadline = time.monotonic() + total_timeout
     futures: dict[str, Future[dict[str, Any] | None]] = {}
-    for key in keys:
+    for key, paged in keys.items():
+        if paged is not None:
+            futures[key] = executor.submit(client.follow, base, dict(paged), token, deadline)
+            continue
         try:
             query = render(service.prefetch[key], body["context"])
         except PrefetchTemplateError as error:
@@ -161,3 +176,5 @@ def _fetch(
             continue
         fhir_fetched.send(client, kind=DataKind(key), result="ok" if payload is not None else "not-found")
         data.fetched.add(key)
+        if keys[key] is not None:
+            data.prefetched.add(key)  # its first page came with the request

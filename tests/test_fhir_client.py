@@ -12,6 +12,7 @@ import responses
 from cds_service.fhir_client import (
     FhirClient,
     FhirHttpError,
+    FhirIncompleteError,
     FhirResponseError,
     FhirServerNotAllowedError,
     FhirTimeoutError,
@@ -64,15 +65,16 @@ def test_http_needs_explicit_permission():
     assert is_allowed("http://127.0.0.1:8080/fhir", ["http://127.0.0.1:8080/fhir"], allow_http=True)
 
 
-@responses.activate
-def test_follows_next_links_up_to_the_bound_and_merges_entries():
-    for page in range(5):
+def _paged_search(pages: int) -> None:
+    """A Condition search answered in `pages` pages of one entry each, the last without `next`."""
+    for page in range(pages):
         body = {
             "resourceType": "Bundle",
             "type": "searchset",
             "entry": [{"resource": {"resourceType": "Condition", "id": f"c{page}"}}],
-            "link": [{"relation": "next", "url": f"{BASE}/Condition?page={page + 1}"}],
         }
+        if page + 1 < pages:
+            body["link"] = [{"relation": "next", "url": f"{BASE}/Condition?page={page + 1}"}]
         query = {"page": str(page)} if page else {"patient": "1"}
         responses.add(
             responses.GET,
@@ -80,8 +82,23 @@ def test_follows_next_links_up_to_the_bound_and_merges_entries():
             json=body,
             match=[responses.matchers.query_param_matcher(query)],
         )
+
+
+@responses.activate
+def test_follows_next_links_to_the_end_and_merges_entries():
+    _paged_search(3)  # exactly the bound
     result = client().get(BASE, "Condition?patient=1", "token", later())
     assert [e["resource"]["id"] for e in result["entry"]] == ["c0", "c1", "c2"]
+    assert "link" not in result
+
+
+@responses.activate
+def test_a_search_longer_than_the_bound_is_incomplete_never_silently_cut():
+    """A cut list would let a rule read "no haemorrhage on record" off the first pages."""
+    _paged_search(5)
+    with pytest.raises(FhirIncompleteError, match="more than 3 pages"):
+        client().get(BASE, "Condition?patient=1", "token", later())
+    assert len(responses.calls) == 3, "the bound still caps what is read"
 
 
 @responses.activate

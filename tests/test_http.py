@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -226,6 +227,63 @@ def test_operation_outcome_in_prefetch_is_refetched():
     assert status == 200
     assert len(seen) == 1 and "Observation" in seen[0].url
     assert ("critical-bleeding", "critical") in rule_set(body)
+
+
+def _paged_conditions(request: dict) -> dict:
+    """Split the prefetched Conditions: the ITP on page 1, the haemorrhage behind a `next` link."""
+    conditions = request["prefetch"]["conditions"]
+    first = [e for e in conditions["entry"] if e["resource"]["id"] != "p01-ich"]
+    rest = [e for e in conditions["entry"] if e["resource"]["id"] == "p01-ich"]
+    assert first and rest
+    request["prefetch"]["conditions"] = {
+        **conditions,
+        "entry": first,
+        "link": [{"relation": "next", "url": f"{BASE}/Condition?patient=p01&_page=2"}],
+    }
+    return {"resourceType": "Bundle", "type": "searchset", "entry": rest}
+
+
+def test_a_paged_prefetch_bundle_is_read_to_its_end_from_the_fhir_server():
+    """The client may page prefetch (CDS Hooks 2.0); page 1 alone would say "no bleeding"."""
+    request = P01.prefetch_request(SIGN.prefetch)
+    page_two = _paged_conditions(request)
+    request["fhirServer"] = BASE
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/Condition?patient=p01&_page=2", json=page_two)
+        status, body = post(fetching_app(), request)
+        assert len(rsps.calls) == 1
+    assert status == 200
+    assert ("critical-bleeding", "critical") in rule_set(body)
+
+
+def test_a_paged_prefetch_bundle_that_cannot_be_finished_is_unavailable_not_absent():
+    request = P01.prefetch_request(SIGN.prefetch)
+    _paged_conditions(request)  # and no fhirServer to read page 2 from
+    status, body = post(fetching_app(), request)
+    assert status == 200
+    found = rule_set(body)
+    assert ("data-unavailable", "warning") in found
+    assert not any(rule in {r for r, _ in found} for rule in ("treatment-threshold", "critical-bleeding"))
+    unavailable = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "data-unavailable")
+    assert "ondition" in unavailable["summary"] + unavailable["detail"]
+
+
+def test_a_search_longer_than_the_page_bound_is_unavailable_not_cut():
+    def answer(request):
+        page = int(dict(p.split("=") for p in request.url.split("?", 1)[1].split("&")).get("_page", "1"))
+        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        bundle["link"] = [{"relation": "next", "url": f"{BASE}/Condition?patient=p01&_page={page + 1}"}]
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(bundle)
+
+    request = P01.prefetch_request(SIGN.prefetch, omit=("conditions",))
+    request["fhirServer"] = BASE
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/Condition.*"), callback=answer)
+        status, body = post(fetching_app(fhir_max_pages=4), request)
+        assert len(rsps.calls) == 4
+    assert status == 200
+    assert ("data-unavailable", "warning") in rule_set(body)
+    assert "critical-bleeding" not in {r for r, _ in rule_set(body)}
 
 
 def test_fhir_server_not_on_allowlist_is_403_and_never_contacted():
