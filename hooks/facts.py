@@ -27,6 +27,9 @@ class Flag(StrEnum):
     ITP = "ITP"
     THROMBOCYTOPENIA = "thrombocytopenia"
     HIT = "heparin-induced thrombocytopenia"
+    # HIT in any clinical status, resolved included: enough to stop heparin (ASH 2018 advises against
+    # re-exposure outside narrow exceptions), while the rules about a current HIT need HIT above.
+    HIT_HISTORY = "heparin-induced thrombocytopenia on record"
     IGA_DEFICIENCY = "IgA deficiency"
     CKD = "chronic kidney disease"
     DIABETES = "diabetes"
@@ -56,6 +59,7 @@ _ACTIVE_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.HIV: t.HIV,
 }
 _HISTORY_FLAGS: dict[Flag, t.ConditionSet] = {
+    Flag.HIT_HISTORY: t.HIT,
     Flag.IGA_DEFICIENCY: t.IGA_DEFICIENCY,
     Flag.THROMBOSIS_HISTORY: t.THROMBOSIS,
 }
@@ -188,7 +192,9 @@ def build_facts(
 
     flags, evidence = _condition_flags(conditions)
     bleeding, bleeding_text = _bleeding(conditions)
-    pregnant, expected_delivery, pregnancy_start = _pregnancy(observations, Flag.PREGNANCY in flags, evidence)
+    pregnant, expected_delivery, pregnancy_start = _pregnancy(
+        observations, Flag.PREGNANCY in flags, evidence, now, settings
+    )
     if pregnant:  # the newest pregnancy-status observation outranks the problem list, either way
         flags.add(Flag.PREGNANCY)
     else:
@@ -275,11 +281,21 @@ def _as_recorded(quantity: Any) -> str:
 
 
 def _convert(quantity: Any, factors: Mapping[str, float]) -> float | None:
+    """The value in the target unit, by the UCUM code, else by the display unit.
+
+    UCUM is case-sensitive (G/L is giga per litre, g/L grams), so codes match exactly; a display
+    unit written in another case ("mg/dl") is accepted only where that spelling can mean one
+    known unit and nothing else.
+    """
     if quantity is None or quantity.value is None:
         return None
     for candidate in (quantity.code, quantity.unit):
         if candidate and candidate in factors:
             return float(Decimal(quantity.value)) * factors[candidate]
+    if quantity.unit:
+        folded = [factor for unit, factor in factors.items() if unit.casefold() == quantity.unit.strip().casefold()]
+        if len(folded) == 1:
+            return float(Decimal(quantity.value)) * folded[0]
     return None
 
 
@@ -410,8 +426,10 @@ def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None]:
     for condition in conditions:
         if condition.code is None or not _condition_active(condition):
             continue
-        level = bleeding_class(t.codings_of(condition.code))
-        if level is not Bleeding.NONE and _life_threatening(condition):
+        codings = list(t.codings_of(condition.code))
+        level = bleeding_class(codings)
+        is_bleed = level is not Bleeding.NONE or any(t.ANY_BLEEDING.matches(s, c) for s, c in codings)
+        if is_bleed and _life_threatening(condition):
             level = Bleeding.CRITICAL
         if level > worst:
             worst, text = level, t.concept_text(condition.code)
@@ -422,25 +440,41 @@ def _pregnancy(
     observations: Sequence[Resource],
     on_problem_list: bool,
     evidence: list[Evidence],
+    now: datetime,
+    settings: RuleSettings,
 ) -> tuple[bool, date | None, date | None]:
-    """Pregnant now? From the newest pregnancy-status observation, else an active pregnancy condition.
+    """Pregnant now? From the newest recent pregnancy-status answer, else an active pregnancy condition.
 
-    The start of the pregnancy (for the nadir window) is the expected delivery date minus 280 days
-    when known, else the onset of the pregnancy condition.
+    Only a status observation from the last `pregnancy_status_max_age_days` counts, and an
+    "Unknown" answer is no answer: neither a "not pregnant" of last year nor an "Unknown" of
+    yesterday may cancel a pregnancy on the problem list. An expected delivery date more than
+    `delivery_overdue_max_days` past belongs to an earlier pregnancy and is not used. The start
+    of the pregnancy (for the nadir window) is the expected delivery date minus 280 days when
+    known, else the onset of the pregnancy condition.
     """
-    status = [o for o in observations if t.has_loinc(o.code, frozenset({t.PREGNANCY_STATUS_LOINC}))]
+    recent = now - timedelta(days=settings.pregnancy_status_max_age_days)
+    status = [
+        o
+        for o in observations
+        if t.has_loinc(o.code, frozenset({t.PREGNANCY_STATUS_LOINC})) and (_observation_time(o) or _UNDATED) >= recent
+    ]
     pregnant = on_problem_list
     for observation in _sorted_newest_first(status):
-        answer = getattr(observation, "valueCodeableConcept", None)
-        pregnant = any(code == t.PREGNANT_ANSWER_LOINC for _, code in t.codings_of(answer))
+        answers = {code for _, code in t.codings_of(getattr(observation, "valueCodeableConcept", None))}
+        if not answers or answers <= {t.UNKNOWN_ANSWER_LOINC}:
+            continue
+        pregnant = t.PREGNANT_ANSWER_LOINC in answers
         break
     delivery = None
+    earliest = now.date() - timedelta(days=settings.delivery_overdue_max_days)
     for observation in _sorted_newest_first(
         [o for o in observations if t.has_loinc(o.code, frozenset({t.EXPECTED_DELIVERY_LOINC}))]
     ):
         delivery = to_date(getattr(observation, "valueDateTime", None))
         if delivery:
             break
+    if delivery is not None and delivery < earliest:
+        delivery = None
     start = delivery - timedelta(days=280) if delivery else None
     if start is None:
         pregnancy_evidence = next((e for e in evidence if e.flag == Flag.PREGNANCY.value), None)

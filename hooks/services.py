@@ -147,7 +147,7 @@ def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[Pat
         draft_references=frozenset(d.reference for d in drafts),
     )
     heparin_only = not any(o.kind in TARGET_KINDS for o in targets)
-    if heparin_only and Flag.HIT not in facts.flags and DataKind.CONDITIONS not in facts.unavailable:
+    if heparin_only and Flag.HIT_HISTORY not in facts.flags and DataKind.CONDITIONS not in facts.unavailable:
         return facts, []  # heparin without HIT on record is not this service's business
     context = RuleContext(facts=facts, drafts=drafts, targets=targets, settings=settings, now=now)
     return facts, evaluate(context)

@@ -59,6 +59,11 @@ class RuleSettings:
 
     # Pregnancy.
     delivery_horizon_days: int = 14
+    # A pregnancy-status observation older than this says nothing about now (a pregnancy lasts
+    # at most about 300 days), and an expected delivery date further in the past than this
+    # belongs to a pregnancy that has ended (42 weeks is post-term).
+    pregnancy_status_max_age_days: int = 300
+    delivery_overdue_max_days: int = 14
     # Khalife et al. 2025 (S000): the study's own cut-offs for a favourable IVIG response in
     # pregnancy. They describe its cohort, so change them only if the evidence changes.
     pregnancy_nadir_favourable_below: float = 30.0  # nadir <30 ×10^9/L (OR 6.29)

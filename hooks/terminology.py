@@ -53,6 +53,7 @@ WEIGHT_LOINC = frozenset({"29463-7", "3141-9"})
 HEIGHT_LOINC = frozenset({"8302-2"})
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_ANSWER_LOINC = "LA15173-0"
+UNKNOWN_ANSWER_LOINC = "LA4489-6"  # "Unknown": says nothing either way
 EXPECTED_DELIVERY_LOINC = "11778-8"
 
 CBC_PANEL = Code(LOINC, "58410-2", "CBC panel - Blood by Automated count")
@@ -134,10 +135,16 @@ THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=
 HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.821", "D75.822", "D75.828", "D75.829"))
 IGA_DEFICIENCY = ConditionSet(snomed=frozenset({"190979003"}), icd10_prefixes=("D80.2",))
 CKD = ConditionSet(snomed=frozenset({"709044004"}), icd10_prefixes=("N18",))
-DIABETES = ConditionSet(snomed=frozenset({"73211009", "44054006"}), icd10_prefixes=("E10", "E11", "E13"))
+# ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too.
+DIABETES = ConditionSet(
+    snomed=frozenset({"73211009", "44054006"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13")
+)
+# Venous and arterial thrombosis, current or past: the label's risk factor is a history of either.
+# ICD-10-CM I21 acute and I25.2 old myocardial infarction, I74 arterial embolism and thrombosis,
+# I81 portal vein thrombosis, Z86.73 history of TIA or cerebral infarction.
 THROMBOSIS = ConditionSet(
     snomed=frozenset({"128053003", "59282003", "230690007"}),
-    icd10_prefixes=("I26", "I63", "I80", "I82", "Z86.71"),
+    icd10_prefixes=("I21", "I25.2", "I26", "I63", "I74", "I80", "I81", "I82", "Z86.71", "Z86.73"),
 )
 SEPSIS = ConditionSet(snomed=frozenset({"91302008"}), icd10_prefixes=("A41",))
 DIC = ConditionSet(snomed=frozenset({"67406007"}), icd10_prefixes=("D65",))
@@ -149,10 +156,21 @@ HCV = ConditionSet(snomed=frozenset({"50711007", "128302006"}), icd10_prefixes=(
 CIDP = ConditionSet(snomed=frozenset({"128209004"}), icd10_prefixes=("G61.81",))
 HIV = ConditionSet(snomed=frozenset({"86406008"}), icd10_prefixes=("B20",))
 
-CRITICAL_BLEEDING = ConditionSet(snomed=frozenset({"1386000"}), icd10_prefixes=("I60", "I61", "I62"))
-SIGNIFICANT_BLEEDING = ConditionSet(
-    snomed=frozenset({"74474003", "34436003"}), icd10_prefixes=("K92.0", "K92.1", "K92.2", "R31")
+# Intracranial: SNOMED CT 1386000 and, since no subsumption service is at hand, its common children
+# as EHRs code them (21454007 subarachnoid, 274100004 cerebral, 35486000 subdural haemorrhage);
+# ICD-10 I60–I62 and the traumatic S06.4 epidural, S06.5 subdural, S06.6 subarachnoid haemorrhage.
+CRITICAL_BLEEDING = ConditionSet(
+    snomed=frozenset({"1386000", "21454007", "274100004", "35486000"}),
+    icd10_prefixes=("I60", "I61", "I62", "S06.4", "S06.5", "S06.6"),
 )
+# GI (74474003, with 37372002 upper and 87763006 lower GI haemorrhage) and genitourinary bleeding.
+SIGNIFICANT_BLEEDING = ConditionSet(
+    snomed=frozenset({"74474003", "37372002", "87763006", "34436003"}),
+    icd10_prefixes=("K92.0", "K92.1", "K92.2", "R31"),
+)
+# Any other bleed (SNOMED CT 131148009 Bleeding, ICD-10 R58 Haemorrhage NEC): not a class by itself,
+# but critical when flagged life-threatening (RULES.md "any bleed flagged life-threatening").
+ANY_BLEEDING = ConditionSet(snomed=frozenset({"131148009"}), icd10_prefixes=("R58",))
 
 # --- Medications ---------------------------------------------------------------------------
 IVIG_RXNORM: frozenset[str] = frozenset()  # filled only with RxCUIs verified against RxNorm
@@ -200,7 +218,21 @@ CORTICOSTEROID_RXNORM = {
     "3264": "dexamethasone",
 }
 HEPARIN_RXNORM = {"5224": "heparin", "67108": "enoxaparin"}
-LMWH_NAMES = ("enoxaparin", "dalteparin", "tinzaparin", "nadroparin", "heparin")
+# Heparins by name, generic and brand (brands are how many orders are written: Lovenox and Clexane
+# are enoxaparin, Fragmin dalteparin, Innohep tinzaparin, Fraxiparine nadroparin, Hep-Lock heparin).
+LMWH_NAMES = (
+    "enoxaparin",
+    "dalteparin",
+    "tinzaparin",
+    "nadroparin",
+    "heparin",
+    "lovenox",
+    "clexane",
+    "fragmin",
+    "innohep",
+    "fraxiparin",
+    "hep-lock",
+)
 
 PREDNISONE = Code(RXNORM, "8640", "prednisone")
 IGA_DEPLETED_IVIG_TEXT = "Immune globulin intravenous, IgA-depleted (Gammagard S/D)"

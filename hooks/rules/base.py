@@ -209,12 +209,16 @@ class RuleContext:
     @cached_property
     def nadir(self) -> PlateletCount | None:
         """Lowest usable count in the current pregnancy, else in the look-back window."""
-        if self.facts.pregnancy_start is not None:
-            start = datetime.combine(self.facts.pregnancy_start, datetime.min.time(), tzinfo=self.now.tzinfo)
-        else:
-            start = self.now - timedelta(days=self.settings.nadir_lookback_days)
+        start = self.episode_start
         window = [p for p in self.facts.platelets if p.value is not None and p.at is not None and p.at >= start]
         return min(window, key=lambda p: p.value or 0.0, default=None)
+
+    @cached_property
+    def episode_start(self) -> datetime:
+        """Where the current episode's values begin: the current pregnancy, else the look-back window."""
+        if self.facts.pregnancy_start is not None:
+            return datetime.combine(self.facts.pregnancy_start, datetime.min.time(), tzinfo=self.now.tzinfo)
+        return self.now - timedelta(days=self.settings.nadir_lookback_days)
 
     def recent(self, at: datetime | None, days: int) -> bool:
         return at is not None and self.now - at <= timedelta(days=days)

@@ -13,7 +13,7 @@ from hooks.rules.base import Rule, RuleContext, rule
 
 
 def _hit_line(ctx: RuleContext) -> str:
-    evidence = ctx.facts.evidence_for(Flag.HIT)
+    evidence = ctx.facts.evidence_for(Flag.HIT) or ctx.facts.evidence_for(Flag.HIT_HISTORY)
     if evidence is None:
         return "HIT on record"
     return f"HIT on record: {evidence.text}" + (f" (since {evidence.since.isoformat()})" if evidence.since else "")
@@ -28,7 +28,7 @@ def _hit_line(ctx: RuleContext) -> str:
     citations=(ASH18,),
 )
 def hit_heparin(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
-    if not ctx.facts.has(Flag.HIT):
+    if not ctx.facts.has(Flag.HIT_HISTORY):  # resolved HIT too: heparin must not be given again
         return
     for order in ctx.targets_of(OrderKind.HEPARIN):
         yield r.finding(

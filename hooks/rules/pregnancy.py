@@ -31,10 +31,12 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     days_to_delivery = None
     if facts.expected_delivery is not None:
         days_to_delivery = (facts.expected_delivery - ctx.now.date()).days
-        evidence.append(f"Expected delivery: {facts.expected_delivery.isoformat()} (in {days_to_delivery} days)")
+        when = f"in {days_to_delivery} days" if days_to_delivery >= 0 else f"{-days_to_delivery} days ago: overdue"
+        evidence.append(f"Expected delivery: {facts.expected_delivery.isoformat()} ({when})")
     else:
         evidence.append("Expected delivery: not on record")
-    near = days_to_delivery is not None and 0 <= days_to_delivery <= s.delivery_horizon_days
+    # Overdue counts as near: delivery can come any day (facts drop dates past the post-term limit).
+    near = days_to_delivery is not None and days_to_delivery <= s.delivery_horizon_days
     advice = [
         "Corticosteroids and IVIG are both first-line in pregnancy; pregnancy is not a contraindication to steroids.",
         f"Aim for at least {s.neuraxial_target_platelets:g} ×10⁹/L before delivery for neuraxial anaesthesia.",
@@ -42,7 +44,8 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if near and platelets is not None and platelets < s.critical_bleeding_platelets:
         advice.insert(0, "Delivery is near: plan with obstetrics, anaesthesia and hematology now; recheck the count.")
         summary = (
-            f"Delivery expected in {days_to_delivery} days with platelets {platelets:g}: "
+            f"Delivery {'expected in ' + str(days_to_delivery) + ' days' if days_to_delivery >= 0 else 'overdue'}"
+            f" with platelets {platelets:g}: "
             f"aim ≥{s.neuraxial_target_platelets:g} for neuraxial anaesthesia."
         )
         yield r.finding(Indicator.WARNING, summary[:140], evidence, advice)
@@ -75,6 +78,8 @@ def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding
     if platelets >= s.thrombocytopenia_scope_platelets:
         return
     nadir, ipf = ctx.nadir, facts.ipf
+    if ipf is not None and (ipf.at is None or ipf.at < ctx.episode_start):
+        ipf = None  # an IPF from before this pregnancy says nothing about its platelets
     where = "this pregnancy" if facts.pregnancy_start else f"the last {s.nadir_lookback_days} days"
     features = [
         _feature(
@@ -91,7 +96,7 @@ def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding
             " %",
         )
         if ipf is not None
-        else (False, "IPF: not measured"),
+        else (False, f"IPF: not measured in {where}"),
         _feature(f"Pre-IVIG count {platelets:g}", platelets, s.pregnancy_pre_ivig_favourable_below),
     ]
     count = sum(1 for ok, _ in features if ok)
