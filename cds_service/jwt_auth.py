@@ -340,8 +340,10 @@ class JwtVerifier:
             raise TokenRejectedError("unknown-issuer")
         jku = header.get("jku")
         if jku is not None:
-            if jku not in issuer.jku:
-                raise TokenRejectedError("jku-not-allowed")  # checked before any fetch: never an SSRF
+            # Checked before any fetch: never an SSRF. The issuer's own jwks_url is trusted under
+            # either name, since many EHRs put the URL of their JWKS in every token's jku.
+            if jku not in issuer.jku and jku != issuer.jwks_url:
+                raise TokenRejectedError("jku-not-allowed")
             url = jku
         elif issuer.jwks_url is not None:
             url = issuer.jwks_url

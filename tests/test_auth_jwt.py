@@ -97,6 +97,14 @@ def test_allowed_jku_is_fetched_from_that_url(rsps):
     assert jwks_fetches(rsps, OTHER_JKU) == 1 and jwks_fetches(rsps) == 0
 
 
+def test_a_jku_naming_the_issuers_own_jwks_url_is_allowed(rsps):
+    """Many EHRs put their JWKS URL in every token's jku; configuring it as jwks_url is enough."""
+    client = jwt_app(jwt_issuers=issuers_config({"iss": EHR, "jwks_url": JWKS_URL})).test_client()
+    assert discover(client, bearer(token(DISCOVERY, headers={"jku": JWKS_URL}))).status_code == 200
+    assert discover(client, bearer(token(DISCOVERY, headers={"jku": OTHER_JKU}))).status_code == 401
+    assert jwks_fetches(rsps, OTHER_JKU) == 0
+
+
 def test_key_rotation_fetches_the_new_kid(rsps):
     client = jwt_app(jwks_refresh_interval=0).test_client()
     assert discover(client, bearer(token(DISCOVERY))).status_code == 200

@@ -188,6 +188,14 @@ def test_non_target_order_gets_no_cards_and_no_fetch(call):
     assert status == 200 and body == {"cards": []}
 
 
+def test_a_draft_bundle_with_no_orders_gets_no_cards(call):
+    """FHIR JSON leaves out empty arrays, so a Bundle with no orders has no `entry` at all."""
+    request = sign_request()
+    request["context"]["draftOrders"] = {"resourceType": "Bundle", "type": "collection"}
+    status, body = call(SIGN.id, request)
+    assert (status, body) == (200, {"cards": []})
+
+
 # --- fetching from the FHIR server ---------------------------------------------------------
 
 

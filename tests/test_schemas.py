@@ -368,6 +368,8 @@ def test_order_sign_context_is_valid() -> None:
         pytest.param(lambda d: d.update(userId="PractitionerRole/role-1"), id="practitioner-role-user"),
         pytest.param(lambda d: d.update(extension={"com.example": {"x": 1}}), id="extension"),
         pytest.param(lambda d: d.update(futureField=True), id="unknown-member-tolerated"),
+        # FHIR JSON leaves out empty arrays: a Bundle with no orders has no entry (answered with no cards).
+        pytest.param(lambda d: d["draftOrders"].pop("entry"), id="bundle-without-entry"),
     ],
 )
 @pytest.mark.parametrize("schema_and_factory", [(SELECT, order_select_context), (SIGN, order_sign_context)])
@@ -389,7 +391,6 @@ def test_context_valid_variants(schema_and_factory: tuple, mutate: Mutator) -> N
             lambda d: d["draftOrders"].update(resourceType="Parameters"), id="draftOrders-not-bundle"
         ),
         pytest.param(lambda d: d["draftOrders"].pop("resourceType"), id="draftOrders-no-resourceType"),
-        pytest.param(lambda d: d["draftOrders"].pop("entry"), id="bundle-without-entry"),
         pytest.param(lambda d: d["draftOrders"].update(entry=[]), id="bundle-empty-entry"),
         pytest.param(
             lambda d: d["draftOrders"]["entry"].append({"fullUrl": "urn:x"}), id="entry-without-resource"
