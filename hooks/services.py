@@ -18,6 +18,7 @@ from hooks.facts import DataKind, Flag, PatientFacts, build_facts
 from hooks.fhir_model import Resource
 from hooks.findings import Finding
 from hooks.orders import TARGET_KINDS, DraftOrder, OrderKind, classify_draft
+from hooks.reconcile import reconcile
 from hooks.rules import RuleContext, evaluate
 from hooks.settings import RuleSettings
 
@@ -150,4 +151,4 @@ def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[Pat
     if heparin_only and Flag.HIT_HISTORY not in facts.flags and DataKind.CONDITIONS not in facts.unavailable:
         return facts, []  # heparin without HIT on record is not this service's business
     context = RuleContext(facts=facts, drafts=drafts, targets=targets, settings=settings, now=now)
-    return facts, evaluate(context)
+    return facts, reconcile(evaluate(context), drafts)
