@@ -146,8 +146,8 @@ class Pipeline:
         )
         if identified is not None:
             identified(outcome)
-        drafts = _parse_drafts(body["context"])
-        call = HookCall(hook=service.hook, context=body["context"], drafts=drafts)
+        drafts, left_out = _parse_drafts(body["context"])
+        call = HookCall(hook=service.hook, context=body["context"], drafts=drafts, left_out=left_out)
         try:
             targets = targets_of(call, classify_drafts(call, self.settings.rules))
         except UnknownSelectionError as error:
@@ -162,24 +162,56 @@ class Pipeline:
         return outcome
 
 
-def _parse_drafts(context: Mapping[str, Any]) -> list[tuple[Any, Mapping[str, Any]]]:
+#: The draft types the rules read (IVIG, steroid, heparin and estrogen MedicationRequests; platelet
+#: transfusion and surgery ServiceRequests). Other drafts in the bundle are context the rules ignore.
+JUDGED_DRAFT_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
+
+
+def _parse_drafts(context: Mapping[str, Any]) -> tuple[list[tuple[Any, Mapping[str, Any]]], frozenset[str]]:
     """The draft orders, each valid FHIR and each for the patient the call is about.
 
     A draft for another patient would be judged against the wrong chart, so it is refused (422)
-    rather than silently carded.
+    rather than silently carded. CDS Hooks warns that drafts may not be fully specified yet, so a
+    judged draft missing only what the hook itself implies (status `draft`, the intent of an order,
+    the subject `context.patientId`) is completed with it; one still invalid is a 400. A draft of a
+    type no rule reads that is not valid R4 (the spec's own examples hold a NutritionOrder without
+    its required `intent`) is left out rather than costing the clinician every card.
     """
     drafts = []
+    left_out: set[str] = set()
     patient = f"Patient/{context['patientId']}"
     for index, entry in enumerate(context["draftOrders"].get("entry") or []):
         raw = entry.get("resource")
         try:
             resource = parse_resource(raw)
         except InvalidResourceError as error:
-            raise InvalidFhirError(f"context.draftOrders.entry[{index}]: {error}") from None
+            resource_type = raw.get("resourceType") if isinstance(raw, Mapping) else None
+            if resource_type not in JUDGED_DRAFT_TYPES:
+                log.info(
+                    "draft order left out: not valid FHIR R4 and not a kind this service judges",
+                    extra={"reason": f"context.draftOrders.entry[{index}] {resource_type}"},
+                )
+                if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+                    left_out.add(f"{resource_type}/{raw['id']}")
+                continue
+            raw = _completed_draft(raw, patient)
+            try:
+                resource = parse_resource(raw)
+            except InvalidResourceError:
+                raise InvalidFhirError(f"context.draftOrders.entry[{index}]: {error}") from None
         subject = getattr(getattr(resource, "subject", None), "reference", None)
         if subject is not None and subject != patient and not subject.endswith("/" + patient):
             raise UnprocessableError(
                 f"context.draftOrders.entry[{index}]: the order's subject is not context.patientId"
             )
         drafts.append((resource, raw))
-    return drafts
+    return drafts, frozenset(left_out)
+
+
+def _completed_draft(raw: Mapping[str, Any], patient: str) -> dict[str, Any]:
+    """The draft with what the hook implies where it is missing: it is a draft order for this patient."""
+    completed = dict(raw)
+    completed.setdefault("status", "draft")
+    completed.setdefault("intent", "order")
+    completed.setdefault("subject", {"reference": patient})
+    return completed

@@ -57,6 +57,7 @@ class HookCall:
     drafts: Sequence[tuple[Resource, Mapping[str, Any]]]  # parsed draft and its JSON
     resources: Sequence[Resource] = ()
     unavailable: frozenset[DataKind] = frozenset()
+    left_out: frozenset[str] = frozenset()  # drafts not read (invalid, of a type no rule judges): may be selected
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def targets_of(call: HookCall, drafts: Sequence[DraftOrder]) -> tuple[DraftOrder
         return tuple(drafts)
     selections = list(call.context.get("selections") or [])
     known = {d.reference for d in drafts} | {f"{r.get_resource_type()}/{r.id}" for r, _ in call.drafts if r.id}
+    known |= call.left_out
     unknown = [s for s in selections if s not in known]
     if unknown:
         raise UnknownSelectionError(f"selections not found in draftOrders: {', '.join(unknown)}")

@@ -10,7 +10,7 @@ import requests
 import responses
 
 import fhir_fixtures
-from tests.conftest import AS_OF, SIGN, check_response, make_app, rule_set
+from tests.conftest import AS_OF, SELECT, SIGN, check_response, make_app, rule_set
 from tests.fhir_mock import BASE, serve_scenario
 
 P01 = fhir_fixtures.load("P01")
@@ -102,6 +102,47 @@ def test_invalid_draft_order_is_400(call):
     status, body = call(SIGN.id, request)
     assert status == 400
     assert "draftOrders.entry[0]" in body["issue"][0]["diagnostics"]
+
+
+NUTRITION_ORDER_WITHOUT_INTENT = {  # as in the CDS Hooks order-select example: R4 requires intent
+    "resourceType": "NutritionOrder",
+    "id": "pureeddiet-simple",
+    "status": "draft",
+    "patient": {"reference": "Patient/p01"},
+    "dateTime": "2026-06-01",
+    "oralDiet": {"type": [{"text": "Pureed diet"}]},
+}
+
+
+def test_an_invalid_draft_of_a_kind_no_rule_reads_costs_no_card(call):
+    request = sign_request()
+    request["context"]["draftOrders"]["entry"].append({"resource": NUTRITION_ORDER_WITHOUT_INTENT})
+    status, body = call(SIGN.id, request)
+    assert status == 200
+    assert ("critical-bleeding", "critical") in rule_set(body)
+
+
+def test_selecting_only_such_a_draft_gets_no_cards(call):
+    request = P01.prefetch_request(SELECT.prefetch, hook="order-select")
+    request["context"]["draftOrders"]["entry"].append({"resource": NUTRITION_ORDER_WITHOUT_INTENT})
+    request["context"]["selections"] = ["NutritionOrder/pureeddiet-simple"]
+    assert call(SELECT.id, request) == (200, {"cards": []})
+
+
+def test_a_judged_draft_missing_only_what_the_hook_implies_is_completed():
+    """CDS Hooks: drafts may not be fully specified yet; status, intent and subject are implied."""
+    scenario = fhir_fixtures.load("P23")
+    request = scenario.prefetch_request(SIGN.prefetch)
+    for entry in request["context"]["draftOrders"]["entry"]:
+        for name in ("status", "intent", "subject"):
+            entry["resource"].pop(name, None)
+    response = make_app().test_client().post(f"/cds-services/{SIGN.id}", json=request)
+    assert response.status_code == 200
+    body = check_response(response)
+    (rapid,) = [c for c in body["cards"] if c["source"]["topic"]["code"] == "rapid-regimen"]
+    (update,) = [a for s in rapid["suggestions"] for a in s["actions"] if a["type"] == "update"]
+    assert update["resource"]["subject"] == {"reference": f"Patient/{scenario.patient_id}"}
+    assert update["resource"]["status"] == "draft"
 
 
 def test_unknown_service_is_404(call):
