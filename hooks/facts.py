@@ -9,6 +9,7 @@ What could not be retrieved is recorded in `unavailable` so a rule never mistake
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -105,6 +106,9 @@ class IvigEvent:
     at: datetime | None
     kind: str  # "order" or "administration"
     active: bool  # an order still active (not completed/stopped)
+    # Prior exposure counts every order (RULES.md "Prior IVIG"), but a cancelled order or an
+    # unsigned draft of another session delivered nothing: it cannot be a duplicate dose.
+    may_have_been_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -499,6 +503,7 @@ def _medication_history(
                     to_instant(getattr(request, "authoredOn", None)),
                     "order",
                     request.status in ("active", "on-hold"),
+                    may_have_been_given=request.status not in ("cancelled", "draft"),
                 )
             )
         if request.status == "active" and kind is not OrderKind.OTHER:
@@ -516,13 +521,23 @@ def _medication_history(
     return events, active
 
 
+def _is_immune_globulin(substance: object) -> bool:
+    """IVIG or SCIG by code or product name, or immune globulin named generically (RULES.md "Prior IVIG
+    hypersensitivity": text or the IVIG value set) but never a hyperimmune or anti-D globulin."""
+    if classify_medication(substance) in (OrderKind.IVIG, OrderKind.SUBCUTANEOUS_IG):
+        return True
+    text = t.concept_text(substance).lower()
+    if any(word in text for word in t.HYPERIMMUNE_IG_WORDS):
+        return False
+    words = set(re.findall(r"[a-z]+", text))
+    return any(name in text for name in t.GENERIC_IG_NAMES) or any(a in words for a in t.IG_ABBREVIATIONS)
+
+
 def _ivig_anaphylaxis(allergies: Sequence[Resource], medications: Mapping[str, Resource]) -> bool:
     for allergy in allergies:
         if _status_code(getattr(allergy, "verificationStatus", None)) in _INACTIVE_VERIFICATION:
             continue
-        if classify_medication(allergy.code) not in (OrderKind.IVIG, OrderKind.SUBCUTANEOUS_IG) and not any(
-            name in t.concept_text(allergy.code).lower() for name in t.GENERIC_IG_NAMES
-        ):
+        if not _is_immune_globulin(allergy.code):
             continue
         if allergy.criticality == "high":
             return True

@@ -194,6 +194,8 @@ IVIG_PRODUCT_NAMES = (
 IGA_DEPLETED_PRODUCT_NAMES = ("gammagard s/d",)
 SUBCUTANEOUS_IG_NAMES = ("hizentra", "cuvitru", "hyqvia", "xembify", "cutaquig")
 GENERIC_IG_NAMES = ("immune globulin", "immunoglobulin", "immune globulin (human)")
+# How allergy lists often name the substance, as words: "IVIG", "IGIV" (the CVX name), "SCIG".
+IG_ABBREVIATIONS = ("ivig", "igiv", "scig")
 # Hyperimmune and anti-D globulins say "immune globulin" too but are not IVIG (anti-D is its own ITP drug).
 HYPERIMMUNE_IG_WORDS = (
     "rho(d)",

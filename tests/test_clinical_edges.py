@@ -186,3 +186,53 @@ def test_an_ipf_from_before_this_pregnancy_is_not_a_predictor(call):
 def test_a_display_unit_in_another_case_is_read_when_it_can_mean_one_unit(call):
     scenario = variant("P20", patch={"iga": {"valueQuantity": {"value": 5, "unit": "mg/dl"}}})
     assert rules(call, scenario).get("iga-deficiency") == "warning"
+
+
+# --- duplicate IVIG ----------------------------------------------------------------------------
+
+
+def _recent_order(status: str) -> dict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "v-recent-order",
+        "status": status,
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "Privigen (immune globulin intravenous, human) 10 % solution"},
+        "authoredOn": (TODAY - timedelta(hours=10)).isoformat().replace("+00:00", "Z"),
+    }
+
+
+@pytest.mark.parametrize(("status", "duplicate"), [("completed", True), ("stopped", True), ("cancelled", False)])
+def test_a_cancelled_recent_order_is_not_a_duplicate_dose(call, status, duplicate):
+    found = rules(call, variant("P04", add=(_recent_order(status),)))
+    assert ("duplicate-ivig" in found) is duplicate
+
+
+# --- prior IVIG hypersensitivity ---------------------------------------------------------------
+
+
+def _allergy(text: str) -> dict:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "id": "v-allergy",
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]
+        },
+        "criticality": "high",
+        "code": {"text": text},
+        "patient": {"reference": "Patient/pat-p20"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("substance", "indicator"),
+    [
+        ("IVIG", "critical"),
+        ("IGIV (immune globulin intravenous)", "critical"),
+        ("Hepatitis B immune globulin", "warning"),  # a hyperimmune globulin is not IVIG
+        ("Rho(D) immune globulin", "warning"),
+    ],
+)
+def test_a_severe_reaction_to_ivig_named_as_allergy_lists_name_it(call, substance, indicator):
+    found = rules(call, variant("P20", add=(_allergy(substance),)))
+    assert found.get("iga-deficiency") == indicator

@@ -67,7 +67,8 @@ def variant(
     record["entry"] = [e for e in record["entry"] if not any(e["resource"]["id"].endswith("-" + name) for name in drop)]
     for resource in add:
         resource = copy.deepcopy(resource)
-        resource.setdefault("subject", {"reference": f"Patient/{base.patient_id}"})
+        if "patient" not in resource:  # AllergyIntolerance names its patient so; the others, subject
+            resource.setdefault("subject", {"reference": f"Patient/{base.patient_id}"})
         record["entry"].append({"resource": resource})
     draft_orders = copy.deepcopy(base.draft_orders)
     if draft is not None:

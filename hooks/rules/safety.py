@@ -135,7 +135,9 @@ def duplicate_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     window = timedelta(hours=ctx.settings.duplicate_ivig_hours)
     recent = [
-        e for e in ctx.facts.ivig_events if e.active or (e.at is not None and timedelta(0) <= ctx.now - e.at <= window)
+        e
+        for e in ctx.facts.ivig_events
+        if e.may_have_been_given and (e.active or (e.at is not None and timedelta(0) <= ctx.now - e.at <= window))
     ]
     if not recent:
         return
