@@ -211,13 +211,14 @@ def test_a_cancelled_recent_order_is_not_a_duplicate_dose(call, status, duplicat
 # --- prior IVIG hypersensitivity ---------------------------------------------------------------
 
 
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+
+
 def _allergy(text: str) -> dict:
     return {
         "resourceType": "AllergyIntolerance",
         "id": "v-allergy",
-        "clinicalStatus": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]
-        },
+        "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
         "criticality": "high",
         "code": {"text": text},
         "patient": {"reference": "Patient/pat-p20"},
