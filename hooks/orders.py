@@ -6,8 +6,11 @@ product recognised in a draft is recognised in the history too.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -20,7 +23,8 @@ class OrderKind(StrEnum):
     IVIG = "ivig"
     SUBCUTANEOUS_IG = "subcutaneous-ig"
     PLATELET_TRANSFUSION = "platelet-transfusion"
-    CORTICOSTEROID = "corticosteroid"
+    CORTICOSTEROID = "corticosteroid"  # systemic: the corticosteroid the rule book means
+    LOCAL_CORTICOSTEROID = "local-corticosteroid"  # eye drops, cream, inhaler...: not systemic co-therapy
     HEPARIN = "heparin"
     ESTROGEN = "estrogen"
     URGENT_SURGERY = "urgent-surgery"
@@ -32,11 +36,16 @@ TARGET_KINDS = frozenset({OrderKind.IVIG, OrderKind.SUBCUTANEOUS_IG, OrderKind.P
 
 @dataclass(frozen=True)
 class Dose:
-    """An IVIG dose as ordered: per kg, or absolute grams (converted with the dosing weight later)."""
+    """An IVIG dose as ordered: per kg, or absolute grams (converted with the dosing weight later).
+
+    `days` is the number of dosing days; None when the order states a course length that cannot be
+    read (unknown unit, open period). It is never guessed as one day: a week-long course read as a
+    single dose would understate the total seven-fold.
+    """
 
     g_per_kg: float | None
     grams: float | None
-    days: int
+    days: int | None
     as_written: str
 
 
@@ -104,14 +113,120 @@ def _all_text(concept: object) -> str:
     return " ".join([t.concept_text(concept), *displays]).lower()
 
 
+# --- corticosteroids: systemic or local use -----------------------------------------------------
+# RULES.md's corticosteroid is systemic ("prednisone 1–2 mg/kg/day or IV methylprednisolone"): eye
+# drops, a cream or an inhaler do nothing for the platelet count and must not complete the critical-
+# bleeding triad. The route decides when it is stated (oral, IV, IM, SC: systemic; eye, skin,
+# airway...: local); without a route, local words in the medication's name (its dose form) decide;
+# without either, a corticosteroid counts as systemic, as oral and IV orders often state no route.
+# The dosage text is not read: it holds indications too ("prednisone 60 mg for eye inflammation").
+# These constants are terminology and could move to hooks/terminology.py.
+
+# SNOMED CT routes of administration (children of 284009009) that mean local use.
+LOCAL_ROUTE_SNOMED = frozenset(
+    {
+        "54485002",  # ophthalmic route
+        "6064005",  # topical route
+        "10547007",  # otic route
+        "46713006",  # nasal route
+        "447694001",  # respiratory tract route (inhalation)
+        "37161004",  # per rectum
+        "16857009",  # per vagina
+        "12130007",  # intra-articular route
+    }
+)
+# ... and that mean systemic use: oral, intramuscular, with the intravenous and subcutaneous ones.
+SYSTEMIC_ROUTE_SNOMED = frozenset({"26643006", "78421000"} | t.INTRAVENOUS_ROUTE_SNOMED | t.SUBCUTANEOUS_ROUTE_SNOMED)
+# Whole words (or word beginnings, `\w*`) of a route or a medication name that mean local use.
+# Whole words so that "ear" is not found in "year" nor "otic" in "antibiotic".
+LOCAL_USE_WORDS = (
+    r"ophth\w*",
+    r"eyes?",
+    r"eye\s?drops?",
+    r"topical\w*",
+    r"cutaneous",
+    r"dermal",
+    r"cream",
+    r"ointment",
+    r"lotion",
+    r"gel",
+    r"inhal\w*",
+    r"nebuli[sz]\w*",
+    r"nasal",
+    r"intranasal",
+    r"otic",
+    r"ears?",
+    r"auricular",
+    r"rectal\w*",
+    r"per rectum",
+    r"enemas?",
+    r"suppositor\w*",
+    r"vaginal\w*",
+    r"intra-?articular",
+    r"intralesional",
+    r"mouthwash",
+)
+# Whole words of a route's text that mean systemic use.
+SYSTEMIC_ROUTE_WORDS = (
+    r"oral\w*",
+    r"by mouth",
+    r"per os",
+    r"po",
+    r"intravenous\w*",
+    r"iv",
+    r"intramuscular\w*",
+    r"im",
+    r"subcutaneous\w*",
+    r"sc",
+    r"enteral",
+    r"nasogastric",
+    r"gastrostomy",
+)
+
+
+def _words(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE)
+
+
+_LOCAL_USE = _words(LOCAL_USE_WORDS)
+_SYSTEMIC_ROUTE = _words(SYSTEMIC_ROUTE_WORDS)
+
+
+def _local_use(concept: object, resource: Resource | None) -> bool:
+    """Local use: said by the route (codes first, then its words), else by the medication's name."""
+    for dosage in _dosages(resource) if resource is not None else ():
+        route = getattr(dosage, "route", None)
+        if route is None:
+            continue
+        codes = {code for system, code in t.codings_of(route) if system == t.SNOMED}
+        if codes & LOCAL_ROUTE_SNOMED:
+            return True
+        if codes & SYSTEMIC_ROUTE_SNOMED:
+            return False
+        text = _all_text(route)
+        if _LOCAL_USE.search(text):
+            return True
+        if _SYSTEMIC_ROUTE.search(text):
+            return False
+    return bool(_LOCAL_USE.search(_all_text(concept)))
+
+
+def _corticosteroid(concept: object, resource: Resource | None) -> OrderKind:
+    return OrderKind.LOCAL_CORTICOSTEROID if _local_use(concept, resource) else OrderKind.CORTICOSTEROID
+
+
 def classify_medication(concept: object, resource: Resource | None = None) -> OrderKind:
-    """IVIG, subcutaneous Ig, corticosteroid, heparin, or other, from codes first and names second."""
+    """IVIG, subcutaneous Ig, corticosteroid, heparin, or other, from codes first and names second.
+
+    A corticosteroid for local use is `LOCAL_CORTICOSTEROID`, so the rules' "corticosteroid ordered
+    or active" checks see only systemic ones.
+    """
     if concept is None:
         return OrderKind.OTHER
     all_text = _all_text(concept)
     for system, code in t.codings_of(concept):
         if system == t.RXNORM and code in t.CORTICOSTEROID_RXNORM:
-            return OrderKind.CORTICOSTEROID
+            return _corticosteroid(concept, resource)
         if system == t.RXNORM and code in t.HEPARIN_RXNORM:
             return OrderKind.HEPARIN
     if any(word in all_text for word in t.HYPERIMMUNE_IG_WORDS):
@@ -138,7 +253,7 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
             return OrderKind.IVIG
         return OrderKind.OTHER
     if any(name in all_text for name in t.CORTICOSTEROID_RXNORM.values()):
-        return OrderKind.CORTICOSTEROID
+        return _corticosteroid(concept, resource)
     if any(name in all_text for name in t.LMWH_NAMES):
         return OrderKind.HEPARIN
     if any(name in all_text for name in t.ESTROGEN_NAMES):
@@ -175,7 +290,7 @@ _ABSOLUTE_FACTORS = {"g": 1.0, "mg": 0.001}
 def read_dose(resource: Resource) -> Dose | None:
     """The IVIG dose per day and the number of days, from the first dosage instruction.
 
-    Days come from `timing.repeat.count` (one dose a day), else `boundsDuration` in days, else one.
+    Days come from `timing.repeat.count`, else the course bounds (`_course_days`), else one dose.
     A dose we cannot read returns None and the dose-check card says so rather than guessing.
     """
     dosages = _dosages(resource)
@@ -194,7 +309,10 @@ def read_dose(resource: Resource) -> Dose | None:
     unit = (quantity.code or quantity.unit or "").strip()
     value = float(Decimal(quantity.value))
     days = _days(dosage)
-    written = f"{_fmt(value)} {unit}" + (f" daily × {days} days" if days > 1 else " once")
+    if days is None:
+        written = f"{_fmt(value)} {unit} daily, course length not readable"
+    else:
+        written = f"{_fmt(value)} {unit}" + (f" daily × {days} days" if days > 1 else " once")
     if unit in _PER_KG_FACTORS:
         return Dose(g_per_kg=value * _PER_KG_FACTORS[unit], grams=None, days=days, as_written=written)
     if unit in _ABSOLUTE_FACTORS:
@@ -202,7 +320,8 @@ def read_dose(resource: Resource) -> Dose | None:
     return None
 
 
-def _days(dosage: Any) -> int:
+def _days(dosage: Any) -> int | None:
+    """Dosing days: `count`, else the course bounds, else one; None when bounds are there but unreadable."""
     timing = getattr(dosage, "timing", None)
     repeat = getattr(timing, "repeat", None) if timing is not None else None
     if repeat is None:
@@ -212,10 +331,76 @@ def _days(dosage: Any) -> int:
         if repeat.frequency and repeat.period and (repeat.periodUnit or "d") == "d":
             per_day = max(1, round(float(repeat.frequency) / float(repeat.period)))
         return max(1, int(repeat.count) // per_day)
-    bounds = getattr(repeat, "boundsDuration", None)
-    if bounds is not None and bounds.value is not None and (bounds.code or bounds.unit) in ("d", "day", "days"):
-        return max(1, int(Decimal(bounds.value)))
-    return 1
+    if not any(getattr(repeat, name, None) is not None for name in ("boundsDuration", "boundsPeriod", "boundsRange")):
+        return 1
+    return _course_days(repeat)
+
+
+# Days in one unit of time: the UCUM codes of Timing (`s`, `min`, `h`, `d`, `wk`, `mo`, `a`; a month
+# and a year are UCUM's mean Julian ones) and the words EHRs put in a Duration's `unit`.
+DAYS_PER_TIME_UNIT: dict[str, float] = {
+    **dict.fromkeys(("s", "sec", "second", "seconds"), 1 / 86400),
+    **dict.fromkeys(("min", "minute", "minutes"), 1 / 1440),
+    **dict.fromkeys(("h", "hr", "hour", "hours"), 1 / 24),
+    **dict.fromkeys(("d", "day", "days"), 1.0),
+    **dict.fromkeys(("wk", "week", "weeks"), 7.0),
+    **dict.fromkeys(("mo", "month", "months"), 30.4375),
+    **dict.fromkeys(("a", "year", "years"), 365.25),
+}
+
+
+def _course_days(repeat: Any) -> int | None:
+    """Dosing days within `boundsDuration` or `boundsPeriod`; None when the bounds cannot be read.
+
+    A dose falls on each day of the span, or every `period` when the order repeats less often than
+    daily (weekly for 4 weeks is 4 doses, as `count` 4 would say). A part day counts as a dosing day.
+    `boundsRange` (say 3 to 5 days) names no single course length and is unreadable by design.
+    """
+    span = _duration_days(getattr(repeat, "boundsDuration", None))
+    period = getattr(repeat, "boundsPeriod", None)
+    if span is None and period is not None:
+        span = _period_days(period)
+    if span is None:
+        return None
+    return max(1, math.ceil(span / _dose_interval_days(repeat) - 1e-9))
+
+
+def _duration_days(duration: Any) -> float | None:
+    """A Duration in days: its UCUM `code`, else its `unit` words; None when absent or unreadable."""
+    if duration is None or duration.value is None or Decimal(duration.value) <= 0:
+        return None
+    for unit in (duration.code, duration.unit):
+        factor = DAYS_PER_TIME_UNIT.get((unit or "").strip().lower())
+        if factor is not None:
+            return float(Decimal(duration.value)) * factor
+    return None
+
+
+def _period_days(period: Any) -> int | None:
+    """Calendar days a Period covers, its start and end days included; None when open or imprecise.
+
+    Why inclusive: FHIR reads an end date as the whole of that day, so 1–5 June is a five-day course,
+    and an order ending 5 June 08:00 still doses on 5 June. An end at exactly midnight is the end of
+    the previous day. Days are the calendar days as written (each value's own offset). A partial date
+    ("2026-06") spans a month or a year: no course length can be read from it.
+    """
+    start, end = period.start, period.end
+    if not isinstance(start, date) or not isinstance(end, date):
+        return None
+    first = start.date() if isinstance(start, datetime) else start
+    last = end.date() if isinstance(end, datetime) else end
+    if isinstance(end, datetime) and end.time() == time.min and last > first:
+        last -= timedelta(days=1)
+    days = (last - first).days + 1
+    return days if days >= 1 else None
+
+
+def _dose_interval_days(repeat: Any) -> float:
+    """Days from one dose to the next (`period` ÷ `frequency`), at least one: doses within a day are one day."""
+    factor = DAYS_PER_TIME_UNIT.get(repeat.periodUnit or "")
+    if not repeat.period or factor is None:
+        return 1.0
+    return max(1.0, float(repeat.period) * factor / float(repeat.frequency or 1))
 
 
 def _fmt(value: float) -> str:

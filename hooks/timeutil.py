@@ -45,6 +45,14 @@ def to_date(value: object) -> date | None:
 
 
 
+def anniversary(born: date, years: int) -> date:
+    """The day `years` are completed (a 29 February birthday completes on 1 March in common years)."""
+    try:
+        return born.replace(year=born.year + years)
+    except ValueError:
+        return date(born.year + years, 3, 1)
+
+
 def completed_years(born: date, today: date) -> int:
     """Age in whole years, completed on the birthday (as CQL's AgeInYears counts it).
 

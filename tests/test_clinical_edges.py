@@ -237,3 +237,35 @@ def _allergy(text: str) -> dict:
 def test_a_severe_reaction_to_ivig_named_as_allergy_lists_name_it(call, substance, indicator):
     found = rules(call, variant("P20", add=(_allergy(substance),)))
     assert found.get("iga-deficiency") == indicator
+
+
+# --- dosing weight (RULES.md "Dosing weight") ----------------------------------------------------
+
+
+def test_over_100_kg_without_an_adult_height_the_dose_check_says_the_policy_could_not_be_applied(call):
+    found = card(call, variant("P04", weight=130, drop=("height",)), "dose-check")
+    assert found["indicator"] == "warning"
+    assert "no adult height" in found["summary"] and "130" in found["detail"]
+
+
+def test_a_height_measured_in_childhood_is_not_used_for_the_ideal_weight(call):
+    """P04 was born in 1986: a 130 cm height from 1996 would make a 38 % underdose."""
+    childhood = {"effectiveDateTime": "1996-05-01T09:00:00Z", "valueQuantity": {"value": 130, "unit": "cm"}}
+    found = card(call, variant("P04", weight=130, patch={"height": childhood}), "dose-check")
+    assert found["indicator"] == "warning" and "no adult height" in found["summary"]
+    assert "adjusted weight" not in found["detail"]
+
+
+def test_a_normal_weight_without_height_is_dosed_on_actual_weight_without_a_warning(call):
+    found = card(call, variant("P04", drop=("height",)), "dose-check")
+    assert found["indicator"] == "info" and "actual weight" in found["summary"]
+
+
+def test_a_weight_that_could_not_be_retrieved_is_not_called_absent(call):
+    request = fhir_fixtures.load("P04").prefetch_request(SIGN.prefetch)
+    timeout = {"severity": "error", "code": "timeout"}
+    request["prefetch"]["labs"] = {"resourceType": "OperationOutcome", "issue": [timeout]}
+    status, body = call(SIGN.id, request)  # no fhirServer to fetch it from: labs are unavailable
+    assert status == 200
+    found = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "dose-check")
+    assert "could not be retrieved" in found["summary"] and "none on record" not in found["detail"]

@@ -18,7 +18,7 @@ from hooks.facts import Bleeding, DataKind, Flag, PatientFacts, PlateletCount, b
 from hooks.findings import Finding, Indicator, Suggestion
 from hooks.orders import DraftOrder, OrderKind
 from hooks.settings import RuleSettings
-from hooks.timeutil import describe_instant
+from hooks.timeutil import anniversary, describe_instant
 
 RuleFunction = Callable[["RuleContext", "Rule"], Iterable[Finding]]
 
@@ -82,6 +82,9 @@ class DosingWeight:
     kg: float
     basis: str  # "actual" or "adjusted"
     explanation: str
+    # Why the adjusted-weight policy should have applied but could not (no adult height, sex
+    # unknown): the dose on actual weight may then be too high, which dose-check must say.
+    caveat: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,18 @@ class RuleContext:
         return weight.value
 
     @cached_property
+    def adult_height(self) -> float | None:
+        """The height in cm if it was measured in adulthood: a child's height would shrink the ideal weight."""
+        height, born = self.facts.height, self.facts.birth_date
+        if height is None:
+            return None
+        if born is not None:
+            adult_from = anniversary(born, self.settings.adult_age_years)
+            if height.at is None or height.at.date() < adult_from:
+                return None
+        return height.value
+
+    @cached_property
     def dosing_weight(self) -> DosingWeight | None:
         """Actual weight; adjusted weight (IBW + factor × excess) for obesity in adults, by policy."""
         actual = self.current_weight
@@ -260,9 +275,18 @@ class RuleContext:
             return None
         s = self.settings
         facts = self.facts
-        height = facts.height.value if facts.height else None
-        if not (s.adjusted_weight_enabled and self.adult and height):
+        if not (s.adjusted_weight_enabled and self.adult):
             return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg")
+        height = self.adult_height
+        if height is None:
+            if actual <= s.adjusted_weight_kg:
+                return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg (no adult height: BMI unknown)")
+            return DosingWeight(
+                actual,
+                "actual",
+                f"actual weight {actual:.1f} kg",
+                caveat=f"no adult height to apply the >{s.adjusted_weight_kg:g} kg adjusted-weight policy",
+            )
         bmi = actual / (height / 100) ** 2
         if bmi < s.adjusted_weight_bmi and actual <= s.adjusted_weight_kg:
             return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg (BMI {bmi:.1f})")
@@ -271,6 +295,7 @@ class RuleContext:
                 actual,
                 "actual",
                 f"actual weight {actual:.1f} kg (BMI {bmi:.1f}; sex unknown, no ideal weight)",
+                caveat="sex unknown: the adjusted-weight policy needs it for the ideal weight",
             )
         # Ideal body weight by the Devine formula (Drug Intell Clin Pharm 1974;8:650), the one in
         # pharmacy use: 50 kg (men) or 45.5 kg (women) + 2.3 kg per inch of height over 5 feet.

@@ -30,6 +30,16 @@ def _suggest_missing(ctx: RuleContext, kinds: list[OrderKind]) -> list[Suggestio
     return [make[kind]() for kind in kinds if not ctx.ordered_or_active(kind)]
 
 
+def _local_steroid_note(ctx: RuleContext) -> list[str]:
+    """Why an ordered eye drop, cream or inhaler is not "the corticosteroid": said, so it reads as no oversight."""
+    if not ctx.ordered_or_active(OrderKind.LOCAL_CORTICOSTEROID):
+        return []
+    return [
+        "Not counted: a corticosteroid for local use (eye, skin, airway...) is ordered or active; "
+        "a systemic one is needed"
+    ]
+
+
 @rule(
     "critical-bleeding",
     title="Life-threatening bleeding with low platelets",
@@ -61,6 +71,8 @@ def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         ctx.bleeding_line,
         "Ordered or active: " + (", ".join(n for n, ok in present.items() if ok) or "none of the three"),
     ]
+    if present.get(_TREATMENTS[OrderKind.CORTICOSTEROID]) is False:
+        evidence.extend(_local_steroid_note(ctx))
     if ctx.platelet_problem:
         evidence.append(f"Note: {ctx.platelet_problem}; a fresh CBC is needed but must not delay treatment")
     if ctx.neonate:

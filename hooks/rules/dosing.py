@@ -6,16 +6,29 @@ from collections.abc import Iterable
 
 from hooks import suggestions as suggest
 from hooks.citations import LABEL, S001, S002, S004
-from hooks.facts import Flag
+from hooks.facts import DataKind, Flag
 from hooks.findings import Finding, Indicator
-from hooks.orders import DraftOrder
-from hooks.rules.base import Rule, RuleContext, rule
+from hooks.orders import Dose, DraftOrder
+from hooks.rules.base import DosingWeight, Rule, RuleContext, rule
 from hooks.timeutil import describe_instant
 
 
 def _near(value: float, target: float, tolerance: float) -> bool:
     """Within `tolerance` (a fraction) of `target`, the boundary included despite float rounding."""
     return abs(value - target) <= target * tolerance + 1e-9
+
+
+def daily_g_per_kg(dose: Dose, weight: DosingWeight | None) -> float | None:
+    """The daily dose in g/kg: as written per kg, or absolute grams ÷ the dosing weight (RULES.md "Dose").
+
+    One function for every rule, so `dose-check` and `rapid-regimen` cannot read the same order
+    differently. None for grams without a dosing weight: the dose cannot be put per kg.
+    """
+    if dose.g_per_kg is not None:
+        return dose.g_per_kg
+    if dose.grams is None or weight is None:
+        return None
+    return dose.grams / weight.kg
 
 
 @rule(
@@ -47,11 +60,15 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
                 f"Weight: latest {facts_weight.value:.1f} kg is older than {s.weight_max_age_days} days "
                 f"({describe_instant(facts_weight.at, ctx.now)})"
             )
+        elif DataKind.LABS in ctx.facts.unavailable:  # "could not be read" is never "not on record"
+            evidence.append("Weight: could not be retrieved from the FHIR server")
         else:
             evidence.append(f"Weight: none on record in the last {s.weight_max_age_days} days")
         return r.finding(
             Indicator.WARNING,
-            f"No weight in the last {s.weight_max_age_days} days: the IVIG dose cannot be verified. Weigh the patient.",
+            f"No weight in the last {s.weight_max_age_days} days: the IVIG dose cannot be verified. Weigh the patient."
+            if DataKind.LABS not in ctx.facts.unavailable
+            else "The weight could not be retrieved: the IVIG dose cannot be verified.",
             evidence,
             ["Weigh the patient and recompute the dose (1 g/kg, or 0.4 g/kg/day) before infusion."],
             order=order.reference,
@@ -69,14 +86,17 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
             [f"At {s.rapid_dose_g_per_kg:g} g/kg the dose would be {s.rapid_dose_g_per_kg * weight.kg:.0f} g."],
             order=order.reference,
         )
-    g_per_kg = dose.g_per_kg if dose.g_per_kg is not None else (dose.grams or 0.0) / weight.kg
+    g_per_kg = daily_g_per_kg(dose, weight) or 0.0
     grams = g_per_kg * weight.kg
-    course = g_per_kg * dose.days
-    evidence.append(
-        f"Computed: {grams:.1f} g per day = {g_per_kg:.2f} g/kg × {weight.kg:.1f} kg; "
-        f"course {course:.2f} g/kg over {dose.days} day{'s' if dose.days > 1 else ''}"
-    )
-    problems = []
+    course: float | None
+    if dose.days is None:
+        course = None
+        course_line = "course length could not be read from the order's timing"
+    else:
+        course = g_per_kg * dose.days
+        course_line = f"course {course:.2f} g/kg over {dose.days} day{'s' if dose.days > 1 else ''}"
+    evidence.append(f"Computed: {grams:.1f} g per day = {g_per_kg:.2f} g/kg × {weight.kg:.1f} kg; {course_line}")
+    problems = [weight.caveat] if weight.caveat else []
     tolerance = s.dose_tolerance_fraction
     # Children with ITP: a single dose of 0.8–1 g/kg is the guideline range (ASH19), not an error.
     pediatric = not ctx.adult and s.pediatric_min_dose_g_per_kg - 1e-9 <= g_per_kg <= s.rapid_dose_g_per_kg
@@ -89,7 +109,10 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
             f"the daily dose {g_per_kg:.2f} g/kg is not within {tolerance:.0%} of "
             f"{s.rapid_dose_g_per_kg:g} or {s.standard_daily_dose_g_per_kg:g} g/kg"
         )
-    if course > s.max_course_g_per_kg * 1.001:
+    if course is None:
+        # A course stated but not readable (unknown unit, open period) is not assumed to be one day.
+        problems.append("the course length could not be read (state the number of days)")
+    elif course > s.max_course_g_per_kg * 1.001:
         problems.append(f"the course of {course:.2f} g/kg exceeds {s.max_course_g_per_kg:g} g/kg")
     advice = []
     if dose.days == 2 and _near(g_per_kg, s.rapid_dose_g_per_kg, tolerance):
@@ -104,7 +127,7 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
             order=order.reference,
         )
     summary = f"IVIG dose {grams:.0f} g ({g_per_kg:.2f} g/kg × {weight.kg:.0f} kg {weight.basis} weight)" + (
-        f" daily × {dose.days} days." if dose.days > 1 else " once."
+        f" daily × {dose.days} days." if dose.days and dose.days > 1 else " once."
     )
     return r.finding(Indicator.INFO, summary, evidence, advice, order=order.reference)
 
@@ -121,21 +144,24 @@ def rapid_regimen(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     s = ctx.settings
     if not ctx.adult or ctx.facts.has(Flag.SEPSIS) or not ctx.rapid_rise_reasons:
         return
+    weight = ctx.dosing_weight
     for order in ctx.ivig_orders:
         dose = order.dose
-        if dose is None or dose.days < 2 or dose.g_per_kg is None:
+        # An unreadable course length (days None) or grams without a weight: dose-check already warns.
+        if dose is None or dose.days is None or dose.days < 2:
             continue
-        if not _near(dose.g_per_kg, s.standard_daily_dose_g_per_kg, s.dose_tolerance_fraction):
+        g_per_kg = daily_g_per_kg(dose, weight)
+        if g_per_kg is None or not _near(g_per_kg, s.standard_daily_dose_g_per_kg, s.dose_tolerance_fraction):
             continue
-        weight = ctx.dosing_weight
         amount = f"{s.rapid_dose_g_per_kg * weight.kg:.0f} g" if weight else f"{s.rapid_dose_g_per_kg:g} g/kg"
+        written = dose.as_written if dose.g_per_kg is not None else f"{dose.as_written} ({g_per_kg:.2f} g/kg/day)"
         yield r.finding(
             Indicator.WARNING,
             f"Rapid rise needed: IVIG 1 g/kg once is faster than 0.4 g/kg × {dose.days} days. Change to {amount}."[
                 :140
             ],
             [
-                f"Order: {order.label or 'IVIG'}, {dose.as_written}",
+                f"Order: {order.label or 'IVIG'}, {written}",
                 "Rapid rise needed: " + "; ".join(ctx.rapid_rise_reasons),
                 f"Dosing weight: {weight.explanation}" if weight else "Dosing weight: no weight in 30 days",
             ],
