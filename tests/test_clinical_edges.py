@@ -13,6 +13,7 @@ import pytest
 
 import fhir_fixtures
 from tests.conftest import SIGN
+from tests.variants import ICH as ICH_CONDITION
 from tests.variants import condition, variant
 
 SNOMED = "http://snomed.info/sct"
@@ -269,3 +270,30 @@ def test_a_weight_that_could_not_be_retrieved_is_not_called_absent(call):
     assert status == 200
     found = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "dose-check")
     assert "could not be retrieved" in found["summary"] and "none on record" not in found["detail"]
+
+
+# --- a critical bleed when the newest count cannot be read -------------------------------------
+
+
+def _older_count(value: float, days_ago: float) -> dict:
+    return {
+        "resourceType": "Observation",
+        "id": "v-older-plt",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "777-3"}]},
+        "effectiveDateTime": (TODAY - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z"),
+        "valueQuantity": {"value": value, "unit": "10*3/uL", "system": "http://unitsofmeasure.org", "code": "10*3/uL"},
+    }
+
+
+def test_an_older_normal_count_cannot_silence_a_critical_bleed_when_the_newest_is_unreadable(call):
+    scenario = variant("P04", plt=8, plt_unit="mL", add=(ICH_CONDITION, _older_count(120, 5)))
+    found = card(call, scenario, "critical-bleeding")
+    assert found is not None and found["indicator"] == "critical"
+    assert "cannot be read" in found["summary"] or "unreadable" in found["summary"]
+    assert "120" in found["detail"], "the older count is shown for what it is"
+
+
+def test_a_readable_newest_count_of_120_gives_no_critical_bleeding_card(call):
+    scenario = variant("P04", plt=120, add=(ICH_CONDITION, _older_count(8, 5)))
+    assert card(call, scenario, "critical-bleeding") is None

@@ -57,6 +57,12 @@ def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not (ctx.ivig_orders or ctx.targets_of(OrderKind.PLATELET_TRANSFUSION)):
         return
     count = ctx.latest_valid_platelets
+    newest = ctx.latest_platelets
+    # The newest count cannot be read (unknown unit, implausible value): an older usable count says
+    # nothing about now, so a critical bleed is carded with the count unknown, never left silent.
+    if newest is not None and newest.value is None:
+        yield _critical_bleeding_unknown_count(ctx, r)
+        return
     if count is None or count.value is None or count.value >= ctx.settings.critical_bleeding_platelets:
         return
     # The triad is the seeds' advice for ITP; a neonate's bleed is treated with (HPA-compatible)
@@ -96,6 +102,28 @@ def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         summary = f"Life-threatening bleeding, platelets {count.value:g}: {ordered} all ordered."
         indicator = Indicator.INFO
     yield r.finding(indicator, summary[:140], evidence, advice, suggestions)
+
+
+def _critical_bleeding_unknown_count(ctx: RuleContext, r: Rule) -> Finding:
+    kinds = [k for k in _TREATMENTS if not (ctx.neonate and k is OrderKind.CORTICOSTEROID)]
+    present = {_TREATMENTS[k]: ctx.ordered_or_active(k) for k in kinds}
+    older = ctx.latest_valid_platelets
+    evidence = [
+        ctx.platelet_line(),
+        f"Note: {ctx.platelet_problem}" if ctx.platelet_problem else "Note: the newest count cannot be used",
+        ctx.platelet_line(older).replace("Platelet count:", "Older usable count:") if older else "No usable count",
+        ctx.bleeding_line,
+        "Ordered or active: " + (", ".join(n for n, ok in present.items() if ok) or "none of the three"),
+    ]
+    advice = [
+        "Get a platelet count now; do not let it delay treatment of the bleed.",
+        f"Below {ctx.settings.critical_bleeding_platelets:g}: give IVIG 1 g/kg, a corticosteroid and a platelet "
+        "transfusion simultaneously (for a neonate, HPA-compatible platelets with IVIG).",
+        "Request an urgent hematology consultation.",
+    ]
+    cut = ctx.settings.critical_bleeding_platelets
+    summary = f"Life-threatening bleeding, newest platelet count unreadable: count now; treat if below {cut:g}."
+    return r.finding(Indicator.CRITICAL, summary, evidence, advice, _suggest_missing(ctx, kinds))
 
 
 @rule(
