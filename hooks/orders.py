@@ -28,6 +28,7 @@ class OrderKind(StrEnum):
     HEPARIN = "heparin"
     ESTROGEN = "estrogen"
     URGENT_SURGERY = "urgent-surgery"
+    SURGERY = "surgery"  # planned, not urgent: still a reason for platelets before it, not for a rapid rise
     OTHER = "other"
 
 
@@ -270,13 +271,16 @@ def is_platelet_transfusion(resource: Resource, local_codes: frozenset[tuple[str
     return False
 
 
-def _is_urgent_surgery(resource: Resource) -> bool:
-    surgical = any(
+def _is_surgery(resource: Resource) -> bool:
+    return any(
         system == t.SNOMED and code == t.SURGICAL_PROCEDURE_SNOMED
         for category in getattr(resource, "category", None) or ()
         for system, code in t.codings_of(category)
     )
-    return surgical and getattr(resource, "priority", None) in t.URGENT_PRIORITIES
+
+
+def _is_urgent(resource: Resource) -> bool:
+    return getattr(resource, "priority", None) in t.URGENT_PRIORITIES
 
 
 def is_iga_depleted(concept: object) -> bool:
@@ -436,8 +440,8 @@ def classify_draft(
     elif resource_type == "ServiceRequest" and is_platelet_transfusion(resource, local_platelet_codes):
         kind = OrderKind.PLATELET_TRANSFUSION
         label = t.concept_text(resource.code) or "Platelet transfusion"
-    elif resource_type == "ServiceRequest" and _is_urgent_surgery(resource):
-        kind = OrderKind.URGENT_SURGERY
+    elif resource_type == "ServiceRequest" and _is_surgery(resource):
+        kind = OrderKind.URGENT_SURGERY if _is_urgent(resource) else OrderKind.SURGERY
         label = t.concept_text(resource.code) or "Surgical procedure"
     return DraftOrder(
         kind=kind,

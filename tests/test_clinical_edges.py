@@ -297,3 +297,34 @@ def test_an_older_normal_count_cannot_silence_a_critical_bleed_when_the_newest_i
 def test_a_readable_newest_count_of_120_gives_no_critical_bleeding_card(call):
     scenario = variant("P04", plt=120, add=(ICH_CONDITION, _older_count(8, 5)))
     assert card(call, scenario, "critical-bleeding") is None
+
+
+# --- platelets before a procedure ----------------------------------------------------------------
+
+
+TRANSFUSION_ONLY = "P33"  # ITP, PLT 15, no bleeding, no procedure; platelet transfusion
+
+
+def _with_surgery(sid: str, priority: str):
+    scenario = variant(sid)
+    scenario.draft_orders["entry"].append(
+        {
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "id": "v-splenectomy",
+                "status": "draft",
+                "intent": "order",
+                "priority": priority,
+                "category": [{"coding": [{"system": SNOMED, "code": "387713003", "display": "Surgical procedure"}]}],
+                "code": {"text": "Laparoscopic splenectomy"},
+                "subject": {"reference": f"Patient/{scenario.patient_id}"},
+            }
+        }
+    )
+    return scenario
+
+
+@pytest.mark.parametrize("priority", ["routine", "urgent"])
+def test_platelets_before_a_planned_or_urgent_procedure_are_not_questioned(call, priority):
+    assert "transfusion-without-bleeding" in rules(call, variant(TRANSFUSION_ONLY))
+    assert "transfusion-without-bleeding" not in rules(call, _with_surgery(TRANSFUSION_ONLY, priority))

@@ -40,7 +40,7 @@ def transfusion_with_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 @rule(
     "transfusion-without-bleeding",
     title="Platelet transfusion in ITP without bleeding or a procedure",
-    trigger="platelet transfusion in ITP without bleeding or an urgent procedure",
+    trigger="platelet transfusion in ITP without bleeding or a procedure ordered",
     indicator="info",
     advice="the rise is short-lived in ITP; reserve transfusion for bleeding or procedures",
     citations=(ICR19,),
@@ -50,12 +50,12 @@ def transfusion_without_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]
         return
     if not (ctx.facts.has(Flag.ITP) and not ctx.facts.has(Flag.HIT)):
         return
-    if ctx.bleeding is not Bleeding.NONE or ctx.drafted(OrderKind.URGENT_SURGERY):
-        return
+    if ctx.bleeding is not Bleeding.NONE or ctx.drafted(OrderKind.URGENT_SURGERY) or ctx.drafted(OrderKind.SURGERY):
+        return  # RULES.md: "without bleeding or procedure"; platelets before surgery are not this card's business
     yield r.finding(
         Indicator.INFO,
         "ITP without bleeding: transfused platelets are destroyed quickly. Reserve for bleeding or procedures.",
-        [ctx.platelet_line(), ctx.bleeding_line, "Urgent procedure ordered: no"],
+        [ctx.platelet_line(), ctx.bleeding_line, "Procedure ordered: no"],
         [
             "In ITP the rise after a platelet transfusion is short-lived; it is not a treatment of the count.",
             "Reserve transfusion for bleeding or before a procedure; treat ITP itself (corticosteroids, IVIG).",
