@@ -243,6 +243,11 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
             return OrderKind.IVIG
     if any(name in all_text for name in t.IVIG_PRODUCT_NAMES):
         return OrderKind.IVIG
+    words = set(re.findall(r"[a-z]+", all_text))
+    if words & set(t.SCIG_ABBREVIATIONS):
+        return OrderKind.SUBCUTANEOUS_IG
+    if words & set(t.IVIG_ABBREVIATIONS):
+        return OrderKind.IVIG  # "IVIG 10 % solution": ordering screens often write no more
     if any(name in all_text for name in t.GENERIC_IG_NAMES):
         if "subcutaneous" in all_text or (
             resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, ("subcut",))

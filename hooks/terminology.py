@@ -194,8 +194,10 @@ IVIG_PRODUCT_NAMES = (
 IGA_DEPLETED_PRODUCT_NAMES = ("gammagard s/d",)
 SUBCUTANEOUS_IG_NAMES = ("hizentra", "cuvitru", "hyqvia", "xembify", "cutaquig")
 GENERIC_IG_NAMES = ("immune globulin", "immunoglobulin", "immune globulin (human)")
-# How allergy lists often name the substance, as words: "IVIG", "IGIV" (the CVX name), "SCIG".
-IG_ABBREVIATIONS = ("ivig", "igiv", "scig")
+# How orders and allergy lists often name the product, as words: "IVIG", "IGIV" (the CVX name), "SCIG".
+IVIG_ABBREVIATIONS = ("ivig", "igiv")
+SCIG_ABBREVIATIONS = ("scig",)
+IG_ABBREVIATIONS = IVIG_ABBREVIATIONS + SCIG_ABBREVIATIONS
 # Hyperimmune and anti-D globulins say "immune globulin" too but are not IVIG (anti-D is its own ITP drug).
 HYPERIMMUNE_IG_WORDS = (
     "rho(d)",

@@ -328,3 +328,9 @@ def _with_surgery(sid: str, priority: str):
 def test_platelets_before_a_planned_or_urgent_procedure_are_not_questioned(call, priority):
     assert "transfusion-without-bleeding" in rules(call, variant(TRANSFUSION_ONLY))
     assert "transfusion-without-bleeding" not in rules(call, _with_surgery(TRANSFUSION_ONLY, priority))
+
+
+@pytest.mark.parametrize(("text", "carded"), [("IVIG 10% solution", True), ("IGIV 5 %", True), ("SCIG 20 %", False)])
+def test_an_ivig_order_written_only_as_ivig_is_judged(call, text, carded):
+    scenario = variant("P01", draft={"medicationCodeableConcept": {"text": text}})
+    assert ("critical-bleeding" in rules(call, scenario)) is carded
