@@ -147,6 +147,8 @@ class PatientFacts:
     anti_iga_antibodies: bool
     active_medications: frozenset[OrderKind]
     unavailable: frozenset[DataKind] = field(default_factory=frozenset)
+    # Results newer than the value used whose unit or value could not be read, as a card shows them.
+    unreadable: tuple[str, ...] = ()
 
     @property
     def latest_platelets(self) -> PlateletCount | None:
@@ -208,6 +210,11 @@ def build_facts(
         by_type.get("MedicationRequest", []), by_type.get("MedicationAdministration", []), medications
     )
 
+    unreadable: list[str] = []
+
+    def latest(label: str, codes: frozenset[str], factors: Mapping[str, float], unit: str) -> Measurement | None:
+        return _latest(observations, codes, factors, unit, label=label, unreadable=unreadable)
+
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
@@ -215,13 +222,13 @@ def build_facts(
         age_days=age_days,
         age_years=completed_years(birth_date, now.date()) if birth_date else None,
         sex=getattr(patient, "gender", None) if patient else None,
-        weight=_latest(observations, t.WEIGHT_LOINC, t.WEIGHT_UNIT_FACTORS, "kg"),
-        height=_latest(observations, t.HEIGHT_LOINC, t.HEIGHT_UNIT_FACTORS, "cm"),
+        weight=latest("Weight", t.WEIGHT_LOINC, t.WEIGHT_UNIT_FACTORS, "kg"),
+        height=latest("Height", t.HEIGHT_LOINC, t.HEIGHT_UNIT_FACTORS, "cm"),
         platelets=_platelets(observations, settings),
-        ipf=_latest(observations, t.IPF_LOINC, t.IPF_UNIT_FACTORS, "%"),
-        iga=_latest(observations, t.IGA_LOINC, t.IGA_UNIT_FACTORS, "mg/dL"),
-        creatinine=_latest(observations, t.CREATININE_LOINC, t.CREATININE_UNIT_FACTORS, "mg/dL"),
-        egfr=_latest(observations, t.EGFR_LOINC, t.EGFR_UNIT_FACTORS, "mL/min/1.73 m²"),
+        ipf=latest("IPF", t.IPF_LOINC, t.IPF_UNIT_FACTORS, "%"),
+        iga=latest("Serum IgA", t.IGA_LOINC, t.IGA_UNIT_FACTORS, "mg/dL"),
+        creatinine=latest("Creatinine", t.CREATININE_LOINC, t.CREATININE_UNIT_FACTORS, "mg/dL"),
+        egfr=latest("eGFR", t.EGFR_LOINC, t.EGFR_UNIT_FACTORS, "mL/min/1.73 m²"),
         flags=frozenset(flags),
         evidence=tuple(evidence),
         bleeding=bleeding,
@@ -233,6 +240,7 @@ def build_facts(
         ivig_anaphylaxis=_ivig_anaphylaxis(by_type.get("AllergyIntolerance", []), medications),
         anti_iga_antibodies=_anti_iga(conditions, observations),
         active_medications=frozenset(active_kinds),
+        unreadable=tuple(unreadable),
         unavailable=frozenset(unavailable),
     )
 
@@ -312,14 +320,30 @@ def _sorted_newest_first(observations: Sequence[Resource]) -> list[Resource]:
 
 
 def _latest(
-    observations: Sequence[Resource], codes: frozenset[str], factors: Mapping[str, float], unit: str
+    observations: Sequence[Resource],
+    codes: frozenset[str],
+    factors: Mapping[str, float],
+    unit: str,
+    *,
+    label: str = "Result",
+    unreadable: list[str] | None = None,
 ) -> Measurement | None:
-    """The newest observation of `codes` whose value converts; unconvertible values are skipped."""
+    """The newest observation of `codes` whose value converts.
+
+    A newer result whose unit or value cannot be read is not used, but it is not hidden either:
+    it is added to `unreadable` (a card says so), since the value it holds may be the one that
+    matters (an IgA of 5 in "mg%" beside a normal result of last year).
+    """
     candidates = [o for o in observations if t.has_loinc(o.code, codes)]
     for observation in _sorted_newest_first(candidates):
         quantity = getattr(observation, "valueQuantity", None)
         value = _convert(quantity, factors)
         if value is None:
+            if unreadable is not None:
+                recorded = _as_recorded(quantity) if quantity is not None else "no quantity"
+                when = _observation_time(observation)
+                dated = when.date().isoformat() if when else "undated"
+                unreadable.append(f"{label} of {dated}: {recorded} (unit or value not readable)")
             continue
         return Measurement(
             value=value,

@@ -334,3 +334,19 @@ def test_platelets_before_a_planned_or_urgent_procedure_are_not_questioned(call,
 def test_an_ivig_order_written_only_as_ivig_is_judged(call, text, carded):
     scenario = variant("P01", draft={"medicationCodeableConcept": {"text": text}})
     assert ("critical-bleeding" in rules(call, scenario)) is carded
+
+
+def test_a_newer_result_that_cannot_be_read_is_said_on_a_card(call):
+    newer_iga = {
+        "resourceType": "Observation",
+        "id": "v-iga-new",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "2458-8"}]},
+        "effectiveDateTime": (TODAY - timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+        "valueQuantity": {"value": 5, "unit": "mg%"},
+    }
+    found = card(call, variant("P04", add=(newer_iga,)), "data-unavailable")
+    assert found is not None and found["indicator"] == "warning"
+    assert "Serum IgA" in found["summary"]
+    assert "5 mg%" in found["detail"] and "not readable" in found["detail"]
+    assert card(call, variant("P04"), "data-unavailable") is None

@@ -28,25 +28,40 @@ _DATA_LABELS = {
 
 @rule(
     "data-unavailable",
-    title="Patient data could not be retrieved",
-    trigger="a prefetch key was neither supplied nor retrievable from the FHIR server",
+    title="Patient data could not be retrieved or read",
+    trigger=(
+        "a prefetch key was neither supplied nor retrievable from the FHIR server, or a result newer than the "
+        "one used has a unit or value that cannot be read"
+    ),
     indicator="warning",
-    advice="say which data is missing; rules that depend on it do not fire",
+    advice="say which data is missing or unreadable; rules that depend on missing data do not fire",
     citations=(RULE_BOOK,),
 )
 def data_unavailable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     missing = sorted(ctx.facts.unavailable - {DataKind.PATIENT})
-    if not missing:
+    unreadable = ctx.facts.unreadable
+    if not missing and not unreadable:
         return
     labels = [_DATA_LABELS[kind] for kind in missing]
-    yield r.finding(
-        Indicator.WARNING,
-        f"Could not retrieve: {', '.join(labels)}. Advice that needs it is not shown."[:140],
-        [f"Not retrieved: {label}" for label in labels],
-        [
+    advice = []
+    if missing:
+        summary = f"Could not retrieve: {', '.join(labels)}. Advice that needs it is not shown."
+        advice += [
             "The EHR did not send this data and it could not be read from the FHIR server in time.",
             "Review it in the chart before ordering; this service does not guess missing data.",
-        ],
+        ]
+    else:
+        summary = f"Could not read: {', '.join(u.split(' of ')[0] for u in unreadable)}. Check the newest result."
+    if unreadable:
+        advice.append(
+            "A newer result with a unit or value this service cannot read was not used; where an older result "
+            "exists the cards used it. Check the newest result in the chart."
+        )
+    yield r.finding(
+        Indicator.WARNING,
+        summary[:140],
+        [f"Not retrieved: {label}" for label in labels] + [f"Not readable: {u}" for u in unreadable],
+        advice,
     )
 
 
