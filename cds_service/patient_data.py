@@ -8,6 +8,10 @@ Policy, per prefetch key (CDS Hooks 2.0 "Prefetch"):
 - a prefetch Bundle the client paged (it has a `next` link; the spec allows it) is read to its
   end from `fhirServer` the same way: its first page alone could hide the one Condition that
   matters, and "not on this page" must never read as "not on record";
+- a `Medication` that an order or administration refers to but that neither prefetch nor the
+  searches brought (a client that does not support `_include`, which CDS Hooks does not require
+  it to) is read from `fhirServer` in one more search; if it cannot be, the medication history
+  is unavailable rather than quietly missing an IVIG given last night;
 - a key that can be had neither way is *unavailable*: the cards say so (rule `data-unavailable`)
   and rules that need it stay silent. Only the Patient is indispensable: without it the answer is
   412 with an OperationOutcome, as the spec asks.
@@ -16,6 +20,7 @@ Policy, per prefetch key (CDS Hooks 2.0 "Prefetch"):
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,6 +115,7 @@ def gather(
 
     if to_fetch:
         _fetch(service, body, client, executor, total_timeout, to_fetch, data)
+    _resolve_medications(body, client, total_timeout, data)
 
     patient_id = body["context"]["patientId"]
     if not any(r.get_resource_type() == "Patient" and r.id == patient_id for r in data.resources):
@@ -120,6 +126,43 @@ def gather(
         )
         raise RequiredDataUnavailableError(f"the Patient named by context.patientId {reason}")
     return data
+
+
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_MEDICATION_KINDS = {"MedicationRequest": DataKind.MEDICATIONS, "MedicationAdministration": DataKind.ADMINISTRATIONS}
+
+
+def _resolve_medications(body: Mapping[str, Any], client: FhirClient, total_timeout: float, data: PatientData) -> None:
+    have = {r.id for r in data.resources if r.get_resource_type() == "Medication" and r.id}
+    wanted: dict[str, set[DataKind]] = {}
+    for resource in data.resources:
+        kind = _MEDICATION_KINDS.get(resource.get_resource_type())
+        reference = getattr(getattr(resource, "medicationReference", None), "reference", None) or ""
+        target, _, ident = reference.rpartition("/")
+        if kind and target == "Medication" and ident not in have and _FHIR_ID.match(ident):
+            wanted.setdefault(ident, set()).add(kind)
+    if not wanted:
+        return
+    kinds = set().union(*wanted.values())
+    base = body.get("fhirServer")
+    if not base:
+        log.info("referenced Medications not supplied and no fhirServer given", extra={"keys": sorted(kinds)})
+        data.unavailable.update(kinds)
+        return
+    try:
+        client.check_allowed(base)
+    except FhirServerNotAllowedError as error:
+        raise ForbiddenError(str(error)) from None
+    token = (body.get("fhirAuthorization") or {}).get("access_token")
+    query = "Medication?_id=" + ",".join(sorted(wanted)) + f"&_count={len(wanted)}"
+    try:
+        payload = client.get(base, query, token, time.monotonic() + total_timeout)
+        data.resources.extend(r for r in resources_of(payload) if r.get_resource_type() == "Medication")
+    except (FhirError, InvalidResourceError) as error:
+        log.warning("referenced Medications could not be read", extra={"reason": str(error).split(":")[0]})
+        data.unavailable.update(kinds)
+        return
+    data.fetched.add("medication-references")
 
 
 def _fetch(

@@ -176,9 +176,9 @@ def _has_code(resource: Mapping[str, Any], tokens: list[str]) -> bool:
 def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """What a FHIR server would answer to `query` for these resources (read or simple search).
 
-    Supports exactly what this service's templates use: `Type/id` reads, and searches by
-    `patient` and `code` (comma = OR) with `_include=<Type>:medication`; `_sort` and `_count` are
-    accepted and ignored.
+    Supports exactly what this service asks: `Type/id` reads, and searches by `patient`, `code` and
+    `_id` (comma = OR) with `_include=<Type>:medication`; `_sort` and `_count` are accepted and
+    ignored.
     """
     parts = urlsplit(query)
     path = unquote(parts.path)
@@ -187,7 +187,7 @@ def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, An
         found = [r for r in resources if r["resourceType"] == resource_type and r.get("id") == rid]
         return copy.deepcopy(found[0]) if found else None
     params = parse_qs(parts.query)
-    unsupported = set(params) - {"patient", "code", "_sort", "_count", "_include"}
+    unsupported = set(params) - {"patient", "code", "_id", "_sort", "_count", "_include"}
     if unsupported:
         raise ValueError(f"the fixture evaluator does not support {sorted(unsupported)}")
     matches = [r for r in resources if r["resourceType"] == path]
@@ -196,6 +196,9 @@ def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, An
     if "code" in params:
         tokens = params["code"][0].split(",")
         matches = [r for r in matches if _has_code(r, tokens)]
+    if "_id" in params:
+        ids = set(params["_id"][0].split(","))
+        matches = [r for r in matches if r.get("id") in ids]
     included: list[Mapping[str, Any]] = []
     if params.get("_include", [""])[0].endswith(":medication"):
         wanted = {(r.get("medicationReference") or {}).get("reference") for r in matches}

@@ -335,6 +335,47 @@ def test_a_search_longer_than_the_page_bound_is_unavailable_not_cut():
     assert "critical-bleeding" not in {r for r, _ in rule_set(body)}
 
 
+def _without_included_medications(scenario) -> dict:
+    """P46's prefetch as a client that ignores `_include` sends it: the Medication is left out."""
+    request = scenario.prefetch_request(SIGN.prefetch)
+    for value in request["prefetch"].values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
+    return request
+
+
+def test_a_medication_the_client_did_not_include_is_read_from_the_fhir_server():
+    scenario = fhir_fixtures.load("P46")
+    request = _without_included_medications(scenario)
+    request["fhirServer"] = BASE
+    seen = []
+    with responses.RequestsMock() as rsps:
+        serve_scenario(rsps, scenario, seen=seen)
+        status, body = post(fetching_app(), request)
+    assert status == 200
+    assert [r.url.split("?")[0].rsplit("/", 1)[-1] for r in seen] == ["Medication"]
+    assert ("duplicate-ivig", "warning") in rule_set(body), "the IVIG given 24 h ago is found"
+
+
+def test_a_medication_that_cannot_be_read_makes_the_history_unavailable_not_empty(call):
+    request = _without_included_medications(fhir_fixtures.load("P46"))  # and no fhirServer
+    status, body = call(SIGN.id, request)
+    assert status == 200
+    found = rule_set(body)
+    assert ("data-unavailable", "warning") in found and "duplicate-ivig" not in {r for r, _ in found}
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "data-unavailable")
+    assert "administrations" in card["summary"]
+
+
+def test_included_medications_need_no_second_search(call):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        request = fhir_fixtures.load("P46").prefetch_request(SIGN.prefetch)
+        request["fhirServer"] = BASE
+        status, body = call(SIGN.id, request)
+        assert len(rsps.calls) == 0
+    assert status == 200 and ("duplicate-ivig", "warning") in rule_set(body)
+
+
 def test_fhir_server_not_on_allowlist_is_403_and_never_contacted():
     request = P01.fetch_request("https://evil.example.net/fhir")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
