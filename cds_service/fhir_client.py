@@ -127,8 +127,11 @@ class FhirClient:
         self.max_bytes = max_bytes
         self.user_agent = user_agent
 
+    def allows(self, base_url: str) -> bool:
+        return is_allowed(base_url, self.allowlist, self.allow_http)
+
     def check_allowed(self, base_url: str) -> None:
-        if not is_allowed(base_url, self.allowlist, self.allow_http):
+        if not self.allows(base_url):
             raise FhirServerNotAllowedError("fhirServer is not on this service's FHIR allowlist")
 
     def get(self, base_url: str, relative: str, token: str | None, deadline: float) -> dict[str, Any] | None:
@@ -152,7 +155,7 @@ class FhirClient:
         """
         self.check_allowed(base_url)
         base = base_url.rstrip("/")
-        entries = list(bundle.get("entry") or [])
+        entries = _entries(bundle)
         pages = 1
         next_url = next_link(bundle)
         while next_url:
@@ -163,7 +166,7 @@ class FhirClient:
             page = self._get_json(next_url, token, deadline)
             if page is None or page.get("resourceType") != "Bundle":
                 raise FhirResponseError("a Bundle next link did not return a Bundle")
-            entries.extend(page.get("entry") or [])
+            entries.extend(_entries(page))
             pages += 1
             next_url = next_link(page)
         merged = dict(bundle)
@@ -223,9 +226,17 @@ class FhirClient:
         return b"".join(chunks)
 
 
+def _entries(bundle: Mapping[str, Any]) -> list[Any]:
+    entries = bundle.get("entry")
+    if entries is not None and not isinstance(entries, list):
+        raise FhirResponseError("a Bundle's entry is not a list")
+    return list(entries or [])
+
+
 def next_link(bundle: Mapping[str, Any]) -> str | None:
-    """The URL of a Bundle's next page, if it has one."""
-    for link in bundle.get("link") or []:
+    """The URL of a Bundle's next page, if it has one (a `link` that is not a list has none)."""
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else ():
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None

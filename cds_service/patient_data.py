@@ -113,9 +113,10 @@ def gather(
         data.resources.extend(resources)
         data.prefetched.add(key)
 
+    deadline = time.monotonic() + total_timeout  # one budget for every read of this call
     if to_fetch:
-        _fetch(service, body, client, executor, total_timeout, to_fetch, data)
-    _resolve_medications(body, client, total_timeout, data)
+        _fetch(service, body, client, executor, deadline, to_fetch, data)
+    _resolve_medications(body, client, deadline, data)
 
     patient_id = body["context"]["patientId"]
     if not any(r.get_resource_type() == "Patient" and r.id == patient_id for r in data.resources):
@@ -128,39 +129,48 @@ def gather(
     return data
 
 
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MEDICATION_KINDS = {"MedicationRequest": DataKind.MEDICATIONS, "MedicationAdministration": DataKind.ADMINISTRATIONS}
+_IDS_PER_SEARCH = 50  # keeps each search URL short; a chart rarely refers to more
 
 
-def _resolve_medications(body: Mapping[str, Any], client: FhirClient, total_timeout: float, data: PatientData) -> None:
+def _resolve_medications(body: Mapping[str, Any], client: FhirClient, deadline: float, data: PatientData) -> None:
     have = {r.id for r in data.resources if r.get_resource_type() == "Medication" and r.id}
     wanted: dict[str, set[DataKind]] = {}
     for resource in data.resources:
         kind = _MEDICATION_KINDS.get(resource.get_resource_type())
         reference = getattr(getattr(resource, "medicationReference", None), "reference", None) or ""
         target, _, ident = reference.rpartition("/")
-        if kind and target == "Medication" and ident not in have and _FHIR_ID.match(ident):
+        if kind and target == "Medication" and ident not in have and _FHIR_ID.fullmatch(ident):
             wanted.setdefault(ident, set()).add(kind)
     if not wanted:
         return
     kinds = set().union(*wanted.values())
     base = body.get("fhirServer")
-    if not base:
-        log.info("referenced Medications not supplied and no fhirServer given", extra={"keys": sorted(kinds)})
+    if not base or not client.allows(base):
+        # Nothing else needed the server: rather than refuse the whole call, never contact it and
+        # say the medication history is incomplete.
+        log.info("referenced Medications not supplied and not fetchable", extra={"keys": sorted(kinds)})
         data.unavailable.update(kinds)
         return
-    try:
-        client.check_allowed(base)
-    except FhirServerNotAllowedError as error:
-        raise ForbiddenError(str(error)) from None
     token = (body.get("fhirAuthorization") or {}).get("access_token")
-    query = "Medication?_id=" + ",".join(sorted(wanted)) + f"&_count={len(wanted)}"
+    ids = sorted(wanted)
+    found: set[str] = set()
     try:
-        payload = client.get(base, query, token, time.monotonic() + total_timeout)
-        data.resources.extend(r for r in resources_of(payload) if r.get_resource_type() == "Medication")
+        for first in range(0, len(ids), _IDS_PER_SEARCH):
+            batch = ids[first : first + _IDS_PER_SEARCH]
+            payload = client.get(base, f"Medication?_id={','.join(batch)}&_count={len(batch)}", token, deadline)
+            medications = [r for r in resources_of(payload) if r.get_resource_type() == "Medication"]
+            data.resources.extend(medications)
+            found.update(r.id for r in medications if r.id)
     except (FhirError, InvalidResourceError) as error:
-        log.warning("referenced Medications could not be read", extra={"reason": str(error).split(":")[0]})
-        data.unavailable.update(kinds)
+        log.warning("referenced Medications could not be read", extra={"reason": type(error).__name__})
+    missing = set(ids) - found
+    for kind in kinds:
+        result = "ok" if not missing else "not-found"
+        fhir_fetched.send(client, kind=kind, result=result)
+    if missing:  # not found, not allowed to be read, or the search failed: the history is incomplete
+        data.unavailable.update(k for ident in missing for k in wanted[ident])
         return
     data.fetched.add("medication-references")
 
@@ -170,7 +180,7 @@ def _fetch(
     body: Mapping[str, Any],
     client: FhirClient,
     executor: ThreadPoolExecutor,
-    total_timeout: float,
+    deadline: float,
     keys: Mapping[str, Mapping[str, Any] | None],
     data: PatientData,
 ) -> None:
@@ -186,7 +196,6 @@ def _fetch(
             fhir_fetched.send(client, kind=DataKind(key), result="not-allowed")
         raise ForbiddenError(str(error)) from None
     token = (body.get("fhirAuthorization") or {}).get("access_token")
-    deadline = time.monotonic() + total_timeout
     futures: dict[str, Future[dict[str, Any] | None]] = {}
     for key, paged in keys.items():
         if paged is not None:

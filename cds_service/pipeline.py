@@ -162,9 +162,10 @@ class Pipeline:
         return outcome
 
 
-#: The draft types the rules read (IVIG, steroid, heparin and estrogen MedicationRequests; platelet
-#: transfusion and surgery ServiceRequests). Other drafts in the bundle are context the rules ignore.
-JUDGED_DRAFT_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})
+#: The draft types the rules read (IVIG, steroid, heparin and estrogen MedicationRequests, and the
+#: Medications they point at; platelet transfusion and surgery ServiceRequests). Other drafts in the
+#: bundle are context the rules ignore.
+JUDGED_DRAFT_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "Medication"})
 
 
 def _parse_drafts(context: Mapping[str, Any]) -> tuple[list[tuple[Any, Mapping[str, Any]]], frozenset[str]]:

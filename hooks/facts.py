@@ -9,7 +9,6 @@ What could not be retrieved is recorded in `unavailable` so a rule never mistake
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -553,7 +552,7 @@ def _is_immune_globulin(substance: object) -> bool:
     text = t.concept_text(substance).lower()
     if any(word in text for word in t.HYPERIMMUNE_IG_WORDS):
         return False
-    words = set(re.findall(r"[a-z]+", text))
+    words = t.standalone_words(text)
     return any(name in text for name in t.GENERIC_IG_NAMES) or any(a in words for a in t.IG_ABBREVIATIONS)
 
 

@@ -243,7 +243,7 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
             return OrderKind.IVIG
     if any(name in all_text for name in t.IVIG_PRODUCT_NAMES):
         return OrderKind.IVIG
-    words = set(re.findall(r"[a-z]+", all_text))
+    words = t.standalone_words(all_text)
     if words & set(t.SCIG_ABBREVIATIONS):
         return OrderKind.SUBCUTANEOUS_IG
     if words & set(t.IVIG_ABBREVIATIONS):
@@ -340,7 +340,10 @@ def _days(dosage: Any) -> int | None:
         if repeat.frequency and repeat.period and (repeat.periodUnit or "d") == "d":
             per_day = max(1, round(float(repeat.frequency) / float(repeat.period)))
         return max(1, int(repeat.count) // per_day)
-    if not any(getattr(repeat, name, None) is not None for name in ("boundsDuration", "boundsPeriod", "boundsRange")):
+    period = getattr(repeat, "boundsPeriod", None)
+    has_period_end = period is not None and getattr(period, "end", None) is not None
+    # A period with only a start says when the order begins, not how long it runs: no course stated.
+    if not (getattr(repeat, "boundsDuration", None) or has_period_end or getattr(repeat, "boundsRange", None)):
         return 1
     return _course_days(repeat)
 
@@ -358,6 +361,9 @@ DAYS_PER_TIME_UNIT: dict[str, float] = {
 }
 
 
+MAX_COURSE_DAYS = 366.0
+
+
 def _course_days(repeat: Any) -> int | None:
     """Dosing days within `boundsDuration` or `boundsPeriod`; None when the bounds cannot be read.
 
@@ -369,8 +375,8 @@ def _course_days(repeat: Any) -> int | None:
     period = getattr(repeat, "boundsPeriod", None)
     if span is None and period is not None:
         span = _period_days(period)
-    if span is None:
-        return None
+    if span is None or not math.isfinite(span) or span > MAX_COURSE_DAYS:
+        return None  # no IVIG course runs for more than a year: such a bound is a typo, not a course
     return max(1, math.ceil(span / _dose_interval_days(repeat) - 1e-9))
 
 
@@ -385,17 +391,21 @@ def _duration_days(duration: Any) -> float | None:
     return None
 
 
-def _period_days(period: Any) -> int | None:
-    """Calendar days a Period covers, its start and end days included; None when open or imprecise.
+def _period_days(period: Any) -> float | None:
+    """The days a Period spans; None when open or imprecise.
 
-    Why inclusive: FHIR reads an end date as the whole of that day, so 1–5 June is a five-day course,
-    and an order ending 5 June 08:00 still doses on 5 June. An end at exactly midnight is the end of
-    the previous day. Days are the calendar days as written (each value's own offset). A partial date
-    ("2026-06") spans a month or a year: no course length can be read from it.
+    Two instants (date-times) span the time between them: daily doses from 1 June 14:00 to 6 June
+    13:59 are five, not six, and offsets are compared as instants. Two dates span the calendar days
+    from the first to the last, both included, since FHIR reads an end date as the whole of that
+    day (1–5 June is five days). A partial date ("2026-06") spans a month or a year: no course
+    length can be read from it.
     """
     start, end = period.start, period.end
     if not isinstance(start, date) or not isinstance(end, date):
         return None
+    if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo and end.tzinfo:
+        elapsed = (end - start).total_seconds() / 86400
+        return elapsed if elapsed > 0 else None
     first = start.date() if isinstance(start, datetime) else start
     last = end.date() if isinstance(end, datetime) else end
     if isinstance(end, datetime) and end.time() == time.min and last > first:

@@ -15,6 +15,7 @@ unknown system never counts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -198,6 +199,12 @@ GENERIC_IG_NAMES = ("immune globulin", "immunoglobulin", "immune globulin (human
 IVIG_ABBREVIATIONS = ("ivig", "igiv")
 SCIG_ABBREVIATIONS = ("scig",)
 IG_ABBREVIATIONS = IVIG_ABBREVIATIONS + SCIG_ABBREVIATIONS
+_STANDALONE_WORD = re.compile(r"(?<![\w-])([a-z]+)(?![\w-])")
+
+
+def standalone_words(text: str) -> set[str]:
+    """The words of `text` not joined to another by a hyphen: "IVIG" yes, the "IGIV" of "CMV-IGIV" no."""
+    return set(_STANDALONE_WORD.findall(text.lower()))
 # Hyperimmune and anti-D globulins say "immune globulin" too but are not IVIG (anti-D is its own ITP drug).
 HYPERIMMUNE_IG_WORDS = (
     "rho(d)",
@@ -213,6 +220,18 @@ HYPERIMMUNE_IG_WORDS = (
     "antithymocyte",
     "winrho",
     "rhophylac",
+    # CMV-IGIV, HBIG/Hep B IGIV, RSV-IGIV, VZIG: hyperimmune products whose names end in "IGIV".
+    "cmv",
+    "cytogam",
+    "hep b",
+    "hbig",
+    "hepagam",
+    "nabi-hb",
+    "rsv",
+    "respigam",
+    "vzig",
+    "varizig",
+    "vigiv",
 )
 
 CORTICOSTEROID_RXNORM = {

@@ -350,3 +350,15 @@ def test_a_newer_result_that_cannot_be_read_is_said_on_a_card(call):
     assert "Serum IgA" in found["summary"]
     assert "5 mg%" in found["detail"] and "not readable" in found["detail"]
     assert card(call, variant("P04"), "data-unavailable") is None
+
+
+@pytest.mark.parametrize("text", ["CMV-IGIV (CytoGam) 50 mg/mL", "HepaGam B (Hep B IGIV)", "RSV-IGIV"])
+def test_hyperimmune_globulins_named_igiv_are_not_ivig(call, text):
+    found = rules(call, variant("P01", draft={"medicationCodeableConcept": {"text": text}}))
+    assert not {"critical-bleeding", "dose-check", "treatment-threshold"} & set(found)
+
+
+def test_an_unreadable_count_with_all_three_ordered_is_info(call):
+    scenario = variant("P38", plt=8, plt_unit="mL", add=(_older_count(120, 5),))
+    found = card(call, scenario, "critical-bleeding")
+    assert found["indicator"] == "info" and "all three ordered" in found["summary"]

@@ -367,6 +367,46 @@ def test_a_medication_that_cannot_be_read_makes_the_history_unavailable_not_empt
     assert "administrations" in card["summary"]
 
 
+def test_a_medication_search_that_finds_nothing_leaves_the_history_unavailable():
+    """A token that may not read Medications gets an empty Bundle: that is not an empty history."""
+    scenario = fhir_fixtures.load("P46")
+    request = _without_included_medications(scenario)
+    request["fhirServer"] = BASE
+    with responses.RequestsMock() as rsps:
+        rsps.get(re.compile(re.escape(BASE) + r"/Medication\?.*"), json={"resourceType": "Bundle", "type": "searchset"})
+        status, body = post(fetching_app(), request)
+    assert status == 200
+    found = rule_set(body)
+    assert ("data-unavailable", "warning") in found and "duplicate-ivig" not in {r for r, _ in found}
+
+
+def test_medications_are_not_sought_on_a_server_off_the_allowlist_and_the_call_still_answers():
+    request = _without_included_medications(fhir_fixtures.load("P46"))
+    request["fhirServer"] = "https://elsewhere.example.net/fhir"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        status, body = post(fetching_app(), request)
+        assert len(rsps.calls) == 0
+    assert status == 200 and ("data-unavailable", "warning") in rule_set(body)
+
+
+def test_a_prefetch_bundle_whose_link_is_not_a_list_has_no_next_page(call):
+    request = sign_request()
+    request["prefetch"]["conditions"]["link"] = 5
+    status, body = call(SIGN.id, request)
+    assert status == 200 and ("critical-bleeding", "critical") in rule_set(body)
+
+
+def test_an_invalid_medication_an_ivig_draft_points_at_is_400_not_ignored(call):
+    request = sign_request()
+    ivig = request["context"]["draftOrders"]["entry"][0]["resource"]
+    ivig.pop("medicationCodeableConcept")
+    ivig["medicationReference"] = {"reference": "Medication/med-ivig"}
+    medication = {"resourceType": "Medication", "id": "med-ivig", "code": "IVIG"}  # code must be an object
+    request["context"]["draftOrders"]["entry"].append({"resource": medication})
+    status, body = call(SIGN.id, request)
+    assert status == 400 and "draftOrders.entry[" in body["issue"][0]["diagnostics"]
+
+
 def test_included_medications_need_no_second_search(call):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         request = fhir_fixtures.load("P46").prefetch_request(SIGN.prefetch)

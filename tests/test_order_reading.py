@@ -92,7 +92,10 @@ def duration(value: float, code: str | None = None, unit: str | None = None) -> 
         # boundsPeriod: calendar days covered, the start and end days included
         ({"boundsPeriod": {"start": "2026-06-01", "end": "2026-06-05"}}, 5),
         ({"boundsPeriod": {"start": "2026-06-01", "end": "2026-06-01"}}, 1),
-        ({"boundsPeriod": {"start": "2026-06-01T08:00:00Z", "end": "2026-06-05T08:00:00Z"}}, 5),
+        # Two instants span the time between them, as a Duration does: 4 days of daily doses are 4.
+        ({"boundsPeriod": {"start": "2026-06-01T08:00:00Z", "end": "2026-06-05T08:00:00Z"}}, 4),
+        ({"boundsPeriod": {"start": "2026-06-01T14:00:00Z", "end": "2026-06-06T13:59:00Z"}}, 5),
+        ({"boundsPeriod": {"start": "2026-06-01T20:00:00-05:00", "end": "2026-06-06T01:00:00Z"}}, 4),
         ({"boundsPeriod": {"start": "2026-06-01T08:00:00Z", "end": "2026-06-05T20:00:00Z"}}, 5),
         ({"boundsPeriod": {"start": "2026-06-01T00:00:00Z", "end": "2026-06-06T00:00:00Z"}}, 5),  # ends at midnight
         ({"boundsPeriod": {"start": "2026-06-01", "end": "2026-06-05T23:59:00Z"}}, 5),
@@ -109,7 +112,6 @@ def test_course_length_from_bounds(bounds, days):
         {"boundsDuration": duration(5, unit="cycles")},  # unknown unit
         {"boundsDuration": {"unit": "d", "code": "d", "system": UCUM}},  # no value
         {"boundsDuration": duration(0, "d")},
-        {"boundsPeriod": {"start": "2026-06-01"}},  # open period
         {"boundsPeriod": {"end": "2026-06-05"}},
         {"boundsPeriod": {"start": "2026-06", "end": "2026-07"}},  # partial dates: whole months
         {"boundsPeriod": {"start": "2026-06-05", "end": "2026-06-01"}},  # ends before it starts
@@ -181,7 +183,7 @@ def test_p23_written_with_a_bounds_period_is_still_a_five_day_course(call):
     "bounds",
     [
         {"boundsDuration": duration(5, unit="cycles")},
-        {"boundsPeriod": {"start": "2026-06-01"}},
+        {"boundsDuration": duration(1e308, "a")},  # no course runs for centuries: a typo, not a course
     ],
 )
 def test_an_unreadable_course_length_is_a_dose_check_warning(call, bounds):
@@ -366,3 +368,9 @@ def test_a_stated_route_decides_over_the_name_and_the_dosage_text():
 def test_local_wording_on_a_non_steroid_changes_nothing():
     resource = steroid("Chloramphenicol 0.5 % eye drops", None)
     assert _classify(resource) is OrderKind.OTHER
+
+
+def test_a_period_with_only_a_start_states_no_course_length():
+    """An order starting on 1 June is one dose unless something says how long it runs."""
+    dose = read_dose(ivig_request({**DAILY, "boundsPeriod": {"start": "2026-06-01"}}))
+    assert dose is not None and dose.days == 1

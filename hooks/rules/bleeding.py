@@ -122,6 +122,9 @@ def _critical_bleeding_unknown_count(ctx: RuleContext, r: Rule) -> Finding:
         "Request an urgent hematology consultation.",
     ]
     cut = ctx.settings.critical_bleeding_platelets
+    if all(present.values()):  # treatment is in hand: what is left is the count
+        summary = "Life-threatening bleeding, newest platelet count unreadable: all three ordered; count now."
+        return r.finding(Indicator.INFO, summary, evidence, advice)
     summary = f"Life-threatening bleeding, newest platelet count unreadable: count now; treat if below {cut:g}."
     return r.finding(Indicator.CRITICAL, summary, evidence, advice, _suggest_missing(ctx, kinds))
 

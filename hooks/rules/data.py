@@ -51,7 +51,8 @@ def data_unavailable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
             "Review it in the chart before ordering; this service does not guess missing data.",
         ]
     else:
-        summary = f"Could not read: {', '.join(u.split(' of ')[0] for u in unreadable)}. Check the newest result."
+        names = dict.fromkeys(u.split(" of ")[0] for u in unreadable)  # in order, each once
+        summary = f"Could not read: {', '.join(names)}. Check the newest result."
     if unreadable:
         advice.append(
             "A newer result with a unit or value this service cannot read was not used; where an older result "
