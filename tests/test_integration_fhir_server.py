@@ -100,3 +100,18 @@ def test_unknown_patient_on_real_server_is_412(fhir_server, fetching_client):
     response = fetching_client.post(f"/cds-services/{SIGN.id}", json=request)
     assert response.status_code == 412
     check_response(response)
+
+
+def test_medications_the_client_did_not_include_are_read_from_the_real_server(fhir_server, fetching_client):
+    """A client that ignores `_include`: the real server answers the service's `Medication?_id=` search."""
+    scenario = fhir_fixtures.load("P46")
+    request = scenario.prefetch_request(SIGN.prefetch)
+    for value in request["prefetch"].values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
+    request["fhirServer"] = fhir_server
+    response = fetching_client.post(f"/cds-services/{SIGN.id}", json=request)
+    body = check_response(response)
+    assert response.status_code == 200
+    assert ("duplicate-ivig", "warning") in rule_set(body)
+    assert all(c["source"]["topic"]["code"] != "data-unavailable" for c in body["cards"])
