@@ -109,13 +109,45 @@ def _known(conn: Connection, uuids: set[str]) -> set[str]:
     return {row[0] for row in found}
 
 
+_KEY = ("card_uuid", "outcome", "outcome_timestamp")
+
+
+def _merged_suggestions(*encoded: str | None) -> str | None:
+    ids = list(dict.fromkeys(i for value in encoded if value for i in json.loads(value)))
+    return json.dumps(ids) if ids else None
+
+
 def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert new reports; a retry is stored once, but suggestions accepted in another item are kept.
+
+    (card, outcome, timestamp) identifies a report, so a retried post adds nothing; a client that
+    sends one item per accepted suggestion for the same card and moment must not lose all but the
+    first, so their accepted suggestion ids are merged into the stored row.
+    """
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in _KEY)
+        if key in by_key:
+            first = by_key[key]
+            first["accepted_suggestions"] = _merged_suggestions(
+                first["accepted_suggestions"], row["accepted_suggestions"]
+            )
+        else:
+            by_key[key] = dict(row)
+    unique = list(by_key.values())
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(feedback_table).on_conflict_do_nothing(
-        index_elements=["card_uuid", "outcome", "outcome_timestamp"]
-    )
-    result = conn.execute(statement, rows)
-    return max(result.rowcount, 0)
+    statement = dialect.insert(feedback_table).on_conflict_do_nothing(index_elements=list(_KEY))
+    inserted = max(conn.execute(statement, unique).rowcount, 0)
+    if inserted < len(unique):
+        for row in unique:
+            if not row["accepted_suggestions"]:
+                continue
+            match = [feedback_table.c[k] == row[k] for k in _KEY]
+            stored = conn.execute(select(feedback_table.c.accepted_suggestions).where(*match)).scalar()
+            merged = _merged_suggestions(stored, row["accepted_suggestions"])
+            if merged != stored:
+                conn.execute(feedback_table.update().where(*match).values(accepted_suggestions=merged))
+    return inserted
 
 
 def store(storage: Storage, service_id: str, items: list[dict[str, Any]], audit: Any = None) -> int:

@@ -148,6 +148,23 @@ def test_a_retried_report_is_stored_once_even_written_in_another_time_zone(app, 
     assert len(stored(app)) == 1
 
 
+def test_suggestions_accepted_in_separate_items_for_one_moment_are_all_kept(app, client):
+    """One item per accepted suggestion, same card and moment: one report, every suggestion in it."""
+    ids = [f"0f2b7c1e-0000-4000-8000-00000000001{n}" for n in range(3)]
+
+    def item(*chosen: str) -> dict:
+        card = {"uuid": UNKNOWN_CARD, "suggestions": [{"uuid": i} for i in chosen]}
+        accepted_item = accepted(card)
+        accepted_item["acceptedSuggestions"] = [{"id": i} for i in chosen]
+        return accepted_item
+
+    assert post(client, {"feedback": [item(ids[0]), item(ids[1])]})[0] == 200
+    assert post(client, {"feedback": [item(ids[2])]})[0] == 200
+    assert post(client, {"feedback": [item(ids[2])]})[0] == 200  # a retry changes nothing
+    (row,) = stored(app)
+    assert json.loads(row["accepted_suggestions"]) == ids
+
+
 def test_another_outcome_or_moment_for_the_same_card_is_a_new_row(app, client):
     post(client, {"feedback": [overridden(UNKNOWN_CARD, "2026-06-01T12:05:00Z")]})
     post(client, {"feedback": [overridden(UNKNOWN_CARD, "2026-06-01T12:05:01Z")]})
