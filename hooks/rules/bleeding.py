@@ -65,17 +65,14 @@ def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     if count is None or count.value is None or count.value >= ctx.settings.critical_bleeding_platelets:
         return
-    # The triad is the seeds' advice for ITP; a neonate's bleed is treated with (HPA-compatible)
-    # platelets and IVIG, and no corticosteroid is suggested for a newborn.
-    kinds = [k for k in _TREATMENTS if not (ctx.neonate and k is OrderKind.CORTICOSTEROID)]
-    present = {_TREATMENTS[k]: ctx.ordered_or_active(k) for k in kinds}
+    kinds, present = _triad(ctx)
     missing = [name for name, ordered in present.items() if not ordered]
     suggestions = _suggest_missing(ctx, kinds)
     grade = ctcae_grade(count.value)
     evidence = [
         ctx.platelet_line(count) + (f", CTCAE grade {grade}" if grade else ""),
         ctx.bleeding_line,
-        "Ordered or active: " + (", ".join(n for n, ok in present.items() if ok) or "none of the three"),
+        _ordered_line(present),
     ]
     if present.get(_TREATMENTS[OrderKind.CORTICOSTEROID]) is False:
         evidence.extend(_local_steroid_note(ctx))
@@ -104,16 +101,29 @@ def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     yield r.finding(indicator, summary[:140], evidence, advice, suggestions)
 
 
-def _critical_bleeding_unknown_count(ctx: RuleContext, r: Rule) -> Finding:
+def _triad(ctx: RuleContext) -> tuple[list[OrderKind], dict[str, bool]]:
+    """The treatments critical bleeding calls for, and which are ordered or active.
+
+    The triad is the seeds' advice for ITP; a neonate's bleed is treated with (HPA-compatible)
+    platelets and IVIG, and no corticosteroid is suggested for a newborn.
+    """
     kinds = [k for k in _TREATMENTS if not (ctx.neonate and k is OrderKind.CORTICOSTEROID)]
-    present = {_TREATMENTS[k]: ctx.ordered_or_active(k) for k in kinds}
+    return kinds, {_TREATMENTS[k]: ctx.ordered_or_active(k) for k in kinds}
+
+
+def _ordered_line(present: dict[str, bool]) -> str:
+    return "Ordered or active: " + (", ".join(n for n, ok in present.items() if ok) or "none of the three")
+
+
+def _critical_bleeding_unknown_count(ctx: RuleContext, r: Rule) -> Finding:
+    kinds, present = _triad(ctx)
     older = ctx.latest_valid_platelets
     evidence = [
         ctx.platelet_line(),
         f"Note: {ctx.platelet_problem}" if ctx.platelet_problem else "Note: the newest count cannot be used",
         ctx.platelet_line(older).replace("Platelet count:", "Older usable count:") if older else "No usable count",
         ctx.bleeding_line,
-        "Ordered or active: " + (", ".join(n for n, ok in present.items() if ok) or "none of the three"),
+        _ordered_line(present),
     ]
     advice = [
         "Get a platelet count now; do not let it delay treatment of the bleed.",
