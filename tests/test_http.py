@@ -12,6 +12,7 @@ import responses
 import fhir_fixtures
 from tests.conftest import AS_OF, SELECT, SIGN, check_response, make_app, rule_set
 from tests.fhir_mock import BASE, serve_scenario
+from tests.variants import without_included_medications
 
 P01 = fhir_fixtures.load("P01")
 
@@ -335,18 +336,9 @@ def test_a_search_longer_than_the_page_bound_is_unavailable_not_cut():
     assert "critical-bleeding" not in {r for r, _ in rule_set(body)}
 
 
-def _without_included_medications(scenario) -> dict:
-    """P46's prefetch as a client that ignores `_include` sends it: the Medication is left out."""
-    request = scenario.prefetch_request(SIGN.prefetch)
-    for value in request["prefetch"].values():
-        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-            value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
-    return request
-
-
 def test_a_medication_the_client_did_not_include_is_read_from_the_fhir_server():
     scenario = fhir_fixtures.load("P46")
-    request = _without_included_medications(scenario)
+    request = without_included_medications(scenario, SIGN.prefetch)
     request["fhirServer"] = BASE
     seen = []
     with responses.RequestsMock() as rsps:
@@ -358,7 +350,7 @@ def test_a_medication_the_client_did_not_include_is_read_from_the_fhir_server():
 
 
 def test_a_medication_that_cannot_be_read_makes_the_history_unavailable_not_empty(call):
-    request = _without_included_medications(fhir_fixtures.load("P46"))  # and no fhirServer
+    request = without_included_medications(fhir_fixtures.load("P46"), SIGN.prefetch)  # and no fhirServer
     status, body = call(SIGN.id, request)
     assert status == 200
     found = rule_set(body)
@@ -370,7 +362,7 @@ def test_a_medication_that_cannot_be_read_makes_the_history_unavailable_not_empt
 def test_a_medication_search_that_finds_nothing_leaves_the_history_unavailable():
     """A token that may not read Medications gets an empty Bundle: that is not an empty history."""
     scenario = fhir_fixtures.load("P46")
-    request = _without_included_medications(scenario)
+    request = without_included_medications(scenario, SIGN.prefetch)
     request["fhirServer"] = BASE
     with responses.RequestsMock() as rsps:
         rsps.get(re.compile(re.escape(BASE) + r"/Medication\?.*"), json={"resourceType": "Bundle", "type": "searchset"})
@@ -381,7 +373,7 @@ def test_a_medication_search_that_finds_nothing_leaves_the_history_unavailable()
 
 
 def test_medications_are_not_sought_on_a_server_off_the_allowlist_and_the_call_still_answers():
-    request = _without_included_medications(fhir_fixtures.load("P46"))
+    request = without_included_medications(fhir_fixtures.load("P46"), SIGN.prefetch)
     request["fhirServer"] = "https://elsewhere.example.net/fhir"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         status, body = post(fetching_app(), request)

@@ -18,6 +18,7 @@ import requests
 import fhir_fixtures
 from tests.conftest import SELECT, SIGN, check_response, make_app, rule_set
 from tests.processes import free_port, wait_ready
+from tests.variants import without_included_medications
 
 pytestmark = pytest.mark.integration
 
@@ -104,11 +105,7 @@ def test_unknown_patient_on_real_server_is_412(fhir_server, fetching_client):
 
 def test_medications_the_client_did_not_include_are_read_from_the_real_server(fhir_server, fetching_client):
     """A client that ignores `_include`: the real server answers the service's `Medication?_id=` search."""
-    scenario = fhir_fixtures.load("P46")
-    request = scenario.prefetch_request(SIGN.prefetch)
-    for value in request["prefetch"].values():
-        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-            value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
+    request = without_included_medications(fhir_fixtures.load("P46"), SIGN.prefetch)
     request["fhirServer"] = fhir_server
     response = fetching_client.post(f"/cds-services/{SIGN.id}", json=request)
     body = check_response(response)

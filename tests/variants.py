@@ -99,3 +99,12 @@ def condition(cid: str, system: str, code: str, display: str) -> dict[str, Any]:
 
 GI_BLEED = condition("v-gi", "http://snomed.info/sct", "74474003", "Gastrointestinal hemorrhage")
 ICH = condition("v-ich", "http://hl7.org/fhir/sid/icd-10-cm", "I61.9", "Nontraumatic intracerebral hemorrhage")
+
+
+def without_included_medications(scenario: Scenario, templates: dict[str, str]) -> dict[str, Any]:
+    """A prefetch as a client that ignores `_include` sends it: the referenced Medications are left out."""
+    request = scenario.prefetch_request(templates)
+    for value in request["prefetch"].values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
+    return request
