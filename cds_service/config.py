@@ -30,7 +30,7 @@ class Settings:
     fhir_connect_timeout: float = 2.0  # seconds
     fhir_read_timeout: float = 3.0  # seconds, per request
     fhir_total_timeout: float = 4.0  # seconds, all fetches of one hook call
-    fhir_max_pages: int = 5  # Bundle `next` links followed per query
+    fhir_max_pages: int = 5  # Bundle pages read per kind of data inside its window (hooks/data_needs.py)
     fhir_max_response_bytes: int = 10 * 1024 * 1024
     fhir_workers: int = 8  # parallel fetches per process
     max_body_bytes: int = 5 * 1024 * 1024  # request body limit
@@ -54,6 +54,9 @@ class Settings:
     metrics: bool = True  # serve Prometheus metrics at GET /metrics (off: 404)
     metrics_token: str | None = field(default=None, repr=False)  # if set, /metrics needs this Bearer token
     rules: RuleSettings = field(default_factory=RuleSettings)
+    # Advertise CDS Hooks 3.0 date tokens (`{{today() - 90 days}}`) in the discovery prefetch, so a
+    # client that resolves them sends only the window the rules read. Off: CDS Hooks 2.0 tokens only.
+    prefetch_date_tokens: bool = False
 
     def __post_init__(self) -> None:
         if self.auth not in ("jwt", "off"):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +51,54 @@ class FhirResponseError(FhirError):
 
 class FhirIncompleteError(FhirError):
     """A search has more pages than this service reads: what it has is not the whole answer."""
+
+
+#: Two results of a search sorted newest first may tie or be a little out of order (an effective
+#: period against an effective time); only a step back beyond this means the server ignored `_sort`.
+SORT_TOLERANCE = timedelta(minutes=1)
+
+
+@dataclass
+class Pages:
+    """The entries of a search read page by page, as far back as the caller's window needs.
+
+    `complete`: nothing left unread could fall inside the window (no next page, or the results are
+    newest first and the last page read already reaches past the window's start). `newest_first`:
+    no result was newer than the one before it. `oldest`: the oldest dated result read. `next_url`:
+    where reading would go on (None when the search ended).
+    """
+
+    entries: list[Any] = field(default_factory=list)
+    pages: int = 0
+    complete: bool = True
+    newest_first: bool = True
+    oldest: datetime | None = None
+    next_url: str | None = None
+    _last: datetime | None = None
+
+    def add(self, bundle: Mapping[str, Any], instant_of: Callable[[Mapping[str, Any]], datetime | None]) -> None:
+        entries = _entries(bundle)
+        self.entries.extend(entries)
+        self.pages += 1
+        self.next_url = next_link(bundle)
+        for entry in entries:
+            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            search = entry.get("search") if isinstance(entry, Mapping) else None
+            if not isinstance(resource, Mapping) or (isinstance(search, Mapping) and search.get("mode") == "include"):
+                continue  # an included Medication says nothing about the order of the matches
+            instant = instant_of(resource)
+            if instant is None:
+                continue
+            if self._last is not None and instant > self._last + SORT_TOLERANCE:
+                self.newest_first = False
+            self._last = instant
+            self.oldest = instant if self.oldest is None else min(self.oldest, instant)
+
+    def reaches(self, since: datetime | None) -> bool:
+        """True when what is read covers the window back to `since` (None: the whole history)."""
+        if self.next_url is None:
+            return True
+        return since is not None and self.newest_first and self.oldest is not None and self.oldest < since
 
 
 # Characters no FHIR base URL needs, each a known way to make two URL parsers disagree: white space
@@ -173,6 +223,61 @@ class FhirClient:
         merged["entry"] = entries
         merged.pop("link", None)
         return merged
+
+    def read_search(
+        self,
+        base_url: str | None,
+        pages: Pages,
+        token: str | None,
+        deadline: float,
+        *,
+        since: datetime | None,
+        instant_of: Callable[[Mapping[str, Any]], datetime | None],
+    ) -> Pages:
+        """Go on reading `pages` (whose first page is read) until its window back to `since` is covered.
+
+        Stops at the first page whose oldest result is older than `since` when the server returns
+        results newest first; otherwise reads on, to the end of the search. Never reads more than
+        `max_pages` pages: then `complete` is False and the caller says how much was read. Without a
+        `base_url` (a paged prefetch with no `fhirServer`) nothing more can be read.
+        """
+        while not pages.reaches(since):
+            if base_url is None or pages.pages >= self.max_pages:
+                pages.complete = False
+                return pages
+            next_url = pages.next_url or ""
+            self.check_allowed(base_url)
+            base = base_url.rstrip("/")
+            if unsafe_url(next_url) or not is_allowed(next_url.split("?", 1)[0], (base,), self.allow_http):
+                raise FhirResponseError("a Bundle next link leaves the FHIR server's base URL")
+            page = self._get_json(next_url, token, deadline)
+            if page is None or page.get("resourceType") != "Bundle":
+                raise FhirResponseError("a Bundle next link did not return a Bundle")
+            pages.add(page, instant_of)
+        pages.complete = True
+        return pages
+
+    def search(
+        self,
+        base_url: str,
+        relative: str,
+        token: str | None,
+        deadline: float,
+        *,
+        since: datetime | None,
+        instant_of: Callable[[Mapping[str, Any]], datetime | None],
+    ) -> Pages | dict[str, Any] | None:
+        """GET `relative`; a Bundle is read page by page back to `since` (see `read_search`).
+
+        A read (`Patient/1`) returns the resource itself, and 404/410 return None.
+        """
+        self.check_allowed(base_url)
+        body = self._get_json(f"{base_url.rstrip('/')}/{relative.lstrip('/')}", token, deadline)
+        if body is None or body.get("resourceType") != "Bundle":
+            return body
+        pages = Pages()
+        pages.add(body, instant_of)
+        return self.read_search(base_url, pages, token, deadline, since=since, instant_of=instant_of)
 
     def _get_json(self, url: str, token: str | None, deadline: float) -> dict[str, Any] | None:
         remaining = deadline - time.monotonic()

@@ -40,6 +40,7 @@ from cds_service import audit, auth, feedback, patient_data
 from cds_service.config import Settings
 from cds_service.errors import operation_outcome
 from cds_service.pipeline import Outcome
+from hooks import fhir_model
 from hooks.facts import DataKind
 from hooks.rules import REGISTRY as RULES
 
@@ -86,6 +87,9 @@ RULE_IDS = frozenset(RULES)
 DATA_KINDS = frozenset(kind.value for kind in DataKind)
 FETCH_RESULTS = frozenset(patient_data.FETCH_RESULTS)
 FEEDBACK_OUTCOMES = frozenset({"accepted", "overridden"})
+REPAIR_ACTIONS = frozenset(fhir_model.REPAIR_ACTIONS)
+#: Where a repaired element came from, by the start of its path (`Repair.where`).
+REPAIR_SOURCES = {"context.draftOrders": "draft", "prefetch.": "prefetch", "fhirServer.": "fhir-server"}
 UNKNOWN = "unknown"
 OTHER = "other"
 
@@ -124,6 +128,7 @@ class Metrics:
     auth_rejections: Counter
     audit_dropped: Counter
     feedback: Counter
+    input_repairs: Counter
 
     @_never_raises
     def count_hook_call(self, service_id: str | None, status: int, seconds: float | None) -> None:
@@ -137,6 +142,12 @@ class Metrics:
         for card in outcome.cards:
             rule = ((card.get("source") or {}).get("topic") or {}).get("code")
             self.cards.labels(rule=bounded(rule, RULE_IDS), indicator=bounded(card.get("indicator"), INDICATORS)).inc()
+
+    @_never_raises
+    def count_repairs(self, outcome: Outcome) -> None:
+        for repair in outcome.repairs:
+            source = next((name for start, name in REPAIR_SOURCES.items() if repair.where.startswith(start)), OTHER)
+            self.input_repairs.labels(source=source, action=bounded(repair.action, REPAIR_ACTIONS)).inc()
 
     @_never_raises
     def on_fhir_fetch(self, _client: object, *, kind: DataKind, result: str) -> None:
@@ -236,6 +247,13 @@ def init_app(app: Flask, settings: Settings, registry: CollectorRegistry | None 
             ["outcome"],
             registry=own,
         ),
+        input_repairs=Counter(
+            "ivig_cds_input_repairs",
+            "Elements of the FHIR input the tolerant reader repaired, left out or could not read, by source "
+            "(draft, prefetch, fhir-server, other) and action; the log names each element's path.",
+            ["source", "action"],
+            registry=own,
+        ),
     )
     app.extensions[EXTENSION] = state  # also keeps the signal receivers (weakly connected) alive
 
@@ -255,6 +273,7 @@ def init_app(app: Flask, settings: Settings, registry: CollectorRegistry | None 
             outcome = request.environ.get("ivig_cds.outcome")
             if outcome is not None:
                 state.count_cards(outcome)
+                state.count_repairs(outcome)
         return response
 
     app.add_url_rule("/metrics", endpoint="metrics", view_func=serve_metrics, methods=["GET"])

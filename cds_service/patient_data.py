@@ -1,20 +1,26 @@
-"""Getting the patient's data for one hook call: from prefetch where given, else from the FHIR server.
+"""Gathering the patient's data for one hook call as raw JSON: from prefetch where given, else from
+the FHIR server, each kind read as far back as the rules look (`hooks/data_needs.py`), no further.
 
-Policy, per prefetch key (CDS Hooks 2.0 "Prefetch"):
-- a value that is a resource or Bundle is used as is (and must be valid FHIR: else 400);
-- `null` means the client looked and found nothing;
-- an omitted key, or an OperationOutcome in its place, is fetched from `fhirServer` with the
-  access token, all keys of one call in parallel, under one deadline;
-- a prefetch Bundle the client paged (it has a `next` link; the spec allows it) is read to its
-  end from `fhirServer` the same way: its first page alone could hide the one Condition that
-  matters, and "not on this page" must never read as "not on record";
-- a `Medication` that an order or administration refers to but that neither prefetch nor the
-  searches brought (a client that does not support `_include`, which CDS Hooks does not require
-  it to) is read from `fhirServer` in one more search; if it cannot be, the medication history
-  is unavailable rather than quietly missing an IVIG given last night;
-- a key that can be had neither way is *unavailable*: the cards say so (rule `data-unavailable`)
-  and rules that need it stay silent. Only the Patient is indispensable: without it the answer is
-  412 with an OperationOutcome, as the spec asks.
+Policy, per kind of data (one prefetch key each, CDS Hooks 2.0 "Prefetch"):
+- a prefetch value that is a resource or a Bundle is used; `null` means the client looked and found
+  nothing; an omitted key, an OperationOutcome, or anything that is not a FHIR resource is read from
+  `fhirServer` instead, with the service's own date-bounded search (the value is never a reason to
+  refuse the call: the client may not have resolved a template);
+- a Bundle with a `next` link (the client or the server paged it) is read on only while its results
+  can still fall inside the window: the search asks for results newest first, so the first page whose
+  oldest result is older than the window ends it. A server that ignores `_sort` is detected (a result
+  newer than the one before it) and then read to the end. More pages than `IVIG_CDS_FHIR_MAX_PAGES`
+  inside the window: what was read is used and the cards say back to when (`Partial`); a long
+  history is never "unavailable";
+- platelets are read back over the nadir window, or over the whole window when the record may show a
+  pregnancy (the nadir is then taken over the pregnancy);
+- `Medication`s that orders or administrations refer to, and that neither prefetch nor the searches
+  brought (CDS Hooks does not require a client to support `_include`), are read in one more search;
+- a kind that can be had neither way is *unavailable*: the cards say so and rules that need it stay
+  silent. Only the Patient is indispensable: without it the answer is 412.
+
+Nothing here parses FHIR or knows a rule: the result is raw JSON with where each resource came from,
+for `hooks` to select and parse.
 """
 
 from __future__ import annotations
@@ -22,15 +28,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from blinker import Namespace
 
-from cds_service.errors import ForbiddenError, InvalidFhirError, RequiredDataUnavailableError
+from cds_service.errors import ForbiddenError
 from cds_service.fhir_client import (
     FhirClient,
     FhirError,
@@ -39,16 +46,16 @@ from cds_service.fhir_client import (
     FhirResponseError,
     FhirServerNotAllowedError,
     FhirTimeoutError,
-    next_link,
+    Pages,
 )
 from cds_service.prefetch import PrefetchTemplateError, render
-from hooks.facts import DataKind
-from hooks.fhir_model import InvalidResourceError, Resource, resources_of
-from hooks.services import ServiceDefinition
+from hooks.data_needs import DataNeed, platelet_window, raw_instant
+from hooks.facts import DataKind, Partial
+from hooks.settings import RuleSettings
 
 log = logging.getLogger(__name__)
 
-#: Sent once per prefetch key the FHIR server was asked for, with `kind` (a DataKind) and `result`
+#: Sent once per kind of data the FHIR server was asked for, with `kind` (a DataKind) and `result`
 #: (one of FETCH_RESULTS); the sender is the FhirClient, so each app hears only its own fetches.
 #: A signal rather than a metrics call keeps this module free of any monitoring library.
 fhir_fetched = Namespace().signal("ivig-cds.fhir-fetched")
@@ -72,10 +79,15 @@ def fetch_result(error: BaseException) -> str:
 
 @dataclass
 class PatientData:
-    resources: list[Resource] = field(default_factory=list)
+    """Raw resources with where each came from (for the log of what could not be read), and what
+    could not be had."""
+
+    raw: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
     unavailable: set[DataKind] = field(default_factory=set)
+    partial: list[Partial] = field(default_factory=list)
     prefetched: set[str] = field(default_factory=set)
     fetched: set[str] = field(default_factory=set)
+    platelets_since: datetime | None = None  # how far back platelet counts are needed
 
     @property
     def mode(self) -> str:
@@ -83,150 +95,293 @@ class PatientData:
             return "mixed"
         return "fetched" if self.fetched else "prefetch"
 
+    def resources(self) -> list[Mapping[str, Any]]:
+        return [resource for _, resource in self.raw]
 
-def _is_outcome(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome"
+
+def _is_resource(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("resourceType"), str)
 
 
-def gather(
-    service: ServiceDefinition,
-    body: Mapping[str, Any],
-    client: FhirClient,
-    executor: ThreadPoolExecutor,
-    total_timeout: float,
-) -> PatientData:
-    data = PatientData()
-    prefetch = body.get("prefetch") or {}
-    to_fetch: dict[str, Mapping[str, Any] | None] = {}  # key → None (fetch by template) or a paged Bundle
-    for key in service.prefetch:
-        value = prefetch.get(key)
-        if key not in prefetch or _is_outcome(value):
-            to_fetch[key] = None
-            continue
+@dataclass
+class _Read:
+    """One kind of data being read: its first page (given or fetched) and how to go on."""
+
+    need: DataNeed
+    origin: str  # "prefetch.platelets" or "fhirServer.platelets"
+    pages: Pages | None = None
+    resource: Mapping[str, Any] | None = None  # a read (the Patient), or a prefetch value that is no Bundle
+    since: datetime | None = None
+
+
+class Gatherer:
+    """Reads one call's data; one instance per call (it holds that call's deadline and results)."""
+
+    def __init__(
+        self,
+        needs: Sequence[DataNeed],
+        templates: Mapping[str, str],
+        settings: RuleSettings,
+        client: FhirClient,
+        executor: ThreadPoolExecutor,
+        total_timeout: float,
+        now: datetime,
+    ) -> None:
+        self.needs = needs
+        self.templates = templates  # the service's own searches: date-bounded templates
+        self.settings = settings
+        self.client = client
+        self.executor = executor
+        self.deadline = time.monotonic() + total_timeout  # one budget for every read of this call
+        self.now = now
+        self.data = PatientData()
+
+    def gather(self, body: Mapping[str, Any]) -> PatientData:
+        prefetch = body.get("prefetch")
+        prefetch = prefetch if isinstance(prefetch, Mapping) else {}
+        base = body.get("fhirServer")
+        token = (body.get("fhirAuthorization") or {}).get("access_token")
+        reads: list[_Read] = []
+        to_fetch: list[_Read] = []
+        for need in self.needs:
+            key = need.kind.value
+            read = _Read(need, f"prefetch.{key}", since=need.since(self.now))
+            if need.kind is DataKind.PLATELETS:  # first pass: the nadir window only
+                read.since = self.now - timedelta(days=self.settings.nadir_lookback_days)
+            value = prefetch.get(key)
+            if key in prefetch and value is None:
+                self.data.prefetched.add(key)  # the client looked and found nothing
+                continue
+            if not _is_resource(value) or value.get("resourceType") == "OperationOutcome":
+                if key in prefetch and value is not None and not _is_resource(value):
+                    log.info("prefetch value is not a FHIR resource: read from the FHIR server", extra={"key": key})
+                read.origin = f"fhirServer.{key}"
+                to_fetch.append(read)
+                continue
+            if value.get("resourceType") == "Bundle":
+                read.pages = Pages()
+                read.pages.add(value, raw_instant)
+            else:
+                read.resource = value
+            self.data.prefetched.add(key)
+            reads.append(read)
+        if to_fetch:
+            self._fetch(body, base, token, to_fetch)
+        reads.extend(r for r in to_fetch if r.pages is not None or r.resource is not None)
+        self._read_on(base, token, reads)
+        # Second pass: a pregnancy on record widens the platelet window to the whole pregnancy.
+        self.data.platelets_since = platelet_window(self._pool(reads), self.now, self.settings)
+        platelets = [r for r in reads if r.need.kind is DataKind.PLATELETS]
+        for read in platelets:
+            read.since = self.data.platelets_since
+        self._read_on(base, token, platelets)
+        for read in reads:
+            self._collect(read)
+        self._resolve_medications(base, token)
+        return self.data
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _fetch(self, body: Mapping[str, Any], base: str | None, token: str | None, reads: list[_Read]) -> None:
+        if not base:
+            self.data.unavailable.update(r.need.kind for r in reads)
+            log.info(
+                "prefetch keys missing and no fhirServer given", extra={"keys": sorted(r.need.kind for r in reads)}
+            )
+            return
         try:
-            resources = resources_of(value)
-        except InvalidResourceError as error:
-            raise InvalidFhirError(f"prefetch '{key}': {error}") from None
-        if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" and next_link(value):
-            to_fetch[key] = value
-            continue
-        data.resources.extend(resources)
-        data.prefetched.add(key)
+            self.client.check_allowed(base)
+        except FhirServerNotAllowedError as error:
+            for read in reads:
+                fhir_fetched.send(self.client, kind=read.need.kind, result="not-allowed")
+            raise ForbiddenError(str(error)) from None
+        futures: dict[int, Future[Any]] = {}
+        for index, read in enumerate(reads):
+            try:
+                query = render(self.templates[read.need.kind.value], body["context"], today=self.now.date())
+            except PrefetchTemplateError as error:
+                log.warning("prefetch template not filled", extra={"key": read.need.kind.value, "reason": str(error)})
+                self.data.unavailable.add(read.need.kind)
+                continue
+            futures[index] = self.executor.submit(
+                self.client.search, base, query, token, self.deadline, since=read.since, instant_of=raw_instant
+            )
+        for index, future in futures.items():
+            read = reads[index]
+            kind = read.need.kind
+            try:
+                payload = future.result(timeout=max(0.0, self.deadline - time.monotonic()) + 0.5)
+            except (FhirError, FutureTimeout) as error:
+                future.cancel()
+                log.warning("FHIR fetch failed", extra={"key": kind.value, "reason": str(error) or "timeout"})
+                fhir_fetched.send(self.client, kind=kind, result=fetch_result(error))
+                self.data.unavailable.add(kind)
+                continue
+            if isinstance(payload, Pages):
+                read.pages = payload
+            elif payload is not None:
+                read.resource = payload
+            fhir_fetched.send(self.client, kind=kind, result="ok" if payload is not None else "not-found")
+            self.data.fetched.add(kind.value)
 
-    deadline = time.monotonic() + total_timeout  # one budget for every read of this call
-    if to_fetch:
-        _fetch(service, body, client, executor, deadline, to_fetch, data)
-    _resolve_medications(body, client, deadline, data)
+    def _read_on(self, base: str | None, token: str | None, reads: Sequence[_Read]) -> None:
+        """Follow `next` links of every paged read that does not yet cover its window, in parallel."""
+        pending = [r for r in reads if r.pages is not None and r.need.kind not in self.data.unavailable]
+        pending = [r for r in pending if not r.pages.reaches(r.since)]  # type: ignore[union-attr]
+        if not pending:
+            return
+        usable = base if base and self.client.allows(base) else None
+        futures = {
+            id(read): self.executor.submit(
+                self.client.read_search,
+                usable,
+                read.pages,
+                token,
+                self.deadline,
+                since=read.since,
+                instant_of=raw_instant,
+            )
+            for read in pending
+        }
+        for read in pending:
+            kind = read.need.kind
+            try:
+                futures[id(read)].result(timeout=max(0.0, self.deadline - time.monotonic()) + 0.5)
+            except (FhirError, FutureTimeout) as error:
+                log.warning("FHIR paging failed", extra={"key": kind.value, "reason": str(error) or "timeout"})
+                fhir_fetched.send(self.client, kind=kind, result=fetch_result(error))
+                read.pages.complete = False  # type: ignore[union-attr]
+                read.pages.next_url = read.pages.next_url or "(failed)"  # type: ignore[union-attr]
+                continue
+            if read.origin.startswith("prefetch") and usable:
+                self.data.fetched.add(kind.value)
 
-    patient_id = body["context"]["patientId"]
-    if not any(r.get_resource_type() == "Patient" and r.id == patient_id for r in data.resources):
-        reason = (
-            "could not be retrieved from the FHIR server"
-            if DataKind.PATIENT in data.unavailable
-            else "is neither in prefetch nor on the FHIR server"
-        )
-        raise RequiredDataUnavailableError(f"the Patient named by context.patientId {reason}")
-    return data
+    def _collect(self, read: _Read) -> None:
+        kind = read.need.kind
+        if read.resource is not None:
+            self.data.raw.append((read.origin, read.resource))
+            return
+        pages = read.pages
+        if pages is None:
+            return
+        for index, entry in enumerate(pages.entries):
+            resource = entry.get("resource") if isinstance(entry, Mapping) else None
+            if _is_resource(resource) and resource.get("resourceType") != "OperationOutcome":
+                self.data.raw.append((f"{read.origin}.entry[{index}].resource", resource))
+        if pages.reaches(read.since):
+            return
+        # The window is not covered: the server had more pages than the bound, paging failed, or a
+        # paged prefetch came without a fhirServer to finish it from.
+        if pages.pages >= self.client.max_pages:
+            reason = f"the FHIR server has more than {self.client.max_pages} pages of results in the window"
+            fhir_fetched.send(self.client, kind=kind, result="incomplete")
+        elif pages.next_url == "(failed)":
+            reason = "reading the next page from the FHIR server failed"
+        else:
+            reason = "the prefetch was paged and no fhirServer was given to read the rest from"
+        if read.need.lookback_days is None:
+            # A whole-history kind (conditions, allergies, IgA): any entry left unread may be the one
+            # that matters (a HIT of 2019), whatever its age, so a part is no basis for advice.
+            self.data.partial.append(Partial(kind, None, reason))
+            self.data.unavailable.add(kind)
+        elif pages.newest_first:
+            self.data.partial.append(Partial(kind, pages.oldest, reason))
+        else:
+            # Results not newest first: the newest may be the one missing, so nothing can be trusted.
+            self.data.partial.append(Partial(kind, None, reason + "; the server did not sort them newest first"))
+            self.data.unavailable.add(kind)
+        log.info("data read in part", extra={"key": kind.value, "reason": reason})
+
+    def _pool(self, reads: Sequence[_Read]) -> list[Mapping[str, Any]]:
+        pooled: list[Mapping[str, Any]] = []
+        for read in reads:
+            if read.resource is not None:
+                pooled.append(read.resource)
+            for entry in read.pages.entries if read.pages is not None else ():
+                resource = entry.get("resource") if isinstance(entry, Mapping) else None
+                if _is_resource(resource):
+                    pooled.append(resource)
+        return pooled
+
+    # --- referenced Medications ----------------------------------------------------------------
+
+    def _resolve_medications(self, base: str | None, token: str | None) -> None:
+        have = {f"Medication/{r.get('id')}" for r in self.data.resources() if r.get("resourceType") == "Medication"}
+        wanted: dict[str, set[DataKind]] = {}
+        for origin, resource in self.data.raw:
+            kind = _MEDICATION_KINDS.get(str(resource.get("resourceType")))
+            reference = resource.get("medicationReference")
+            target = reference.get("reference") if isinstance(reference, Mapping) else None
+            if kind is None or not isinstance(target, str) or target in have:
+                continue
+            if target.startswith("Medication/") and _FHIR_ID.fullmatch(target.split("/", 1)[1]):
+                key = origin.split(".")[1] if "." in origin else ""
+                wanted.setdefault(target, set()).add(DataKind(key) if key in _KINDS else kind)
+        if not wanted:
+            return
+        found, failed = fetch_medications(self.client, base, token, self.deadline, sorted(wanted))
+        self.data.raw.extend((f"fhirServer.medication-references.{ref}", med) for ref, med in found.items())
+        kinds = set().union(*wanted.values())
+        for kind in kinds:
+            fhir_fetched.send(self.client, kind=kind, result="ok" if not failed else "not-found")
+        if failed:  # not found, not allowed to be read, or the search failed: the history is incomplete
+            self.data.unavailable.update(k for ref in failed for k in wanted[ref])
+        elif found:
+            self.data.fetched.add("medication-references")
 
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MEDICATION_KINDS = {"MedicationRequest": DataKind.MEDICATIONS, "MedicationAdministration": DataKind.ADMINISTRATIONS}
+_KINDS = frozenset(k.value for k in DataKind)
 _IDS_PER_SEARCH = 50  # keeps each search URL short; a chart rarely refers to more
 
 
-def _resolve_medications(body: Mapping[str, Any], client: FhirClient, deadline: float, data: PatientData) -> None:
-    have = {r.id for r in data.resources if r.get_resource_type() == "Medication" and r.id}
-    wanted: dict[str, set[DataKind]] = {}
-    for resource in data.resources:
-        kind = _MEDICATION_KINDS.get(resource.get_resource_type())
-        reference = getattr(getattr(resource, "medicationReference", None), "reference", None) or ""
-        target, _, ident = reference.rpartition("/")
-        if kind and target == "Medication" and ident not in have and _FHIR_ID.fullmatch(ident):
-            wanted.setdefault(ident, set()).add(kind)
-    if not wanted:
-        return
-    kinds = set().union(*wanted.values())
-    base = body.get("fhirServer")
+def fetch_medications(
+    client: FhirClient, base: str | None, token: str | None, deadline: float, references: Sequence[str]
+) -> tuple[dict[str, Mapping[str, Any]], set[str]]:
+    """`Medication/x` references read from the FHIR server with `_id` searches: (found, not had).
+
+    Never contacts a server off the allowlist: the references are then simply not had, and the
+    caller says so (a whole call is not refused for a lookup nothing else needed).
+    """
+    ids = [ref.split("/", 1)[1] for ref in references if _FHIR_ID.fullmatch(ref.split("/", 1)[-1])]
+    found: dict[str, Mapping[str, Any]] = {}
     if not base or not client.allows(base):
-        # Nothing else needed the server: rather than refuse the whole call, never contact it and
-        # say the medication history is incomplete.
-        log.info("referenced Medications not supplied and not fetchable", extra={"keys": sorted(kinds)})
-        data.unavailable.update(kinds)
-        return
-    token = (body.get("fhirAuthorization") or {}).get("access_token")
-    ids = sorted(wanted)
-    found: set[str] = set()
+        log.info("referenced Medications not supplied and not fetchable", extra={"keys": ["medication-references"]})
+        return found, set(references)
     try:
         for first in range(0, len(ids), _IDS_PER_SEARCH):
             batch = ids[first : first + _IDS_PER_SEARCH]
-            payload = client.get(base, f"Medication?_id={','.join(batch)}&_count={len(batch)}", token, deadline)
-            medications = [r for r in resources_of(payload) if r.get_resource_type() == "Medication"]
-            data.resources.extend(medications)
-            found.update(r.id for r in medications if r.id)
-    except (FhirError, InvalidResourceError) as error:
+            payload = client.search(
+                base,
+                f"Medication?_id={','.join(batch)}&_count={len(batch)}",
+                token,
+                deadline,
+                since=None,
+                instant_of=raw_instant,
+            )
+            entries = payload.entries if isinstance(payload, Pages) else ([{"resource": payload}] if payload else [])
+            for entry in entries:
+                resource = entry.get("resource") if isinstance(entry, Mapping) else None
+                if (
+                    _is_resource(resource)
+                    and resource.get("resourceType") == "Medication"
+                    and resource.get("id") in batch
+                ):
+                    found[f"Medication/{resource['id']}"] = resource
+    except FhirError as error:
         log.warning("referenced Medications could not be read", extra={"reason": type(error).__name__})
-    missing = set(ids) - found
-    for kind in kinds:
-        result = "ok" if not missing else "not-found"
-        fhir_fetched.send(client, kind=kind, result=result)
-    if missing:  # not found, not allowed to be read, or the search failed: the history is incomplete
-        data.unavailable.update(k for ident in missing for k in wanted[ident])
-        return
-    data.fetched.add("medication-references")
+    return found, set(references) - set(found)
 
 
-def _fetch(
-    service: ServiceDefinition,
+def gather(
+    needs: Sequence[DataNeed],
+    templates: Mapping[str, str],
+    settings: RuleSettings,
     body: Mapping[str, Any],
     client: FhirClient,
     executor: ThreadPoolExecutor,
-    deadline: float,
-    keys: Mapping[str, Mapping[str, Any] | None],
-    data: PatientData,
-) -> None:
-    base = body.get("fhirServer")
-    if not base:
-        data.unavailable.update(DataKind(k) for k in keys)
-        log.info("prefetch keys missing or paged and no fhirServer given", extra={"keys": sorted(keys)})
-        return
-    try:
-        client.check_allowed(base)
-    except FhirServerNotAllowedError as error:
-        for key in keys:
-            fhir_fetched.send(client, kind=DataKind(key), result="not-allowed")
-        raise ForbiddenError(str(error)) from None
-    token = (body.get("fhirAuthorization") or {}).get("access_token")
-    futures: dict[str, Future[dict[str, Any] | None]] = {}
-    for key, paged in keys.items():
-        if paged is not None:
-            futures[key] = executor.submit(client.follow, base, dict(paged), token, deadline)
-            continue
-        try:
-            query = render(service.prefetch[key], body["context"])
-        except PrefetchTemplateError as error:
-            log.warning("prefetch template not filled", extra={"key": key, "reason": str(error)})
-            data.unavailable.add(DataKind(key))
-            continue
-        futures[key] = executor.submit(client.get, base, query, token, deadline)
-    for key, future in futures.items():
-        try:
-            payload = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
-        except (FhirError, FutureTimeout) as error:
-            future.cancel()
-            log.warning("FHIR fetch failed", extra={"key": key, "reason": str(error) or "timeout"})
-            fhir_fetched.send(client, kind=DataKind(key), result=fetch_result(error))
-            data.unavailable.add(DataKind(key))
-            continue
-        try:
-            data.resources.extend(resources_of(payload))
-        except InvalidResourceError as error:
-            log.warning(
-                "FHIR server returned invalid FHIR", extra={"key": key, "reason": error.where.split("/")[0]}
-            )
-            fhir_fetched.send(client, kind=DataKind(key), result="invalid")
-            data.unavailable.add(DataKind(key))
-            continue
-        fhir_fetched.send(client, kind=DataKind(key), result="ok" if payload is not None else "not-found")
-        data.fetched.add(key)
-        if keys[key] is not None:
-            data.prefetched.add(key)  # its first page came with the request
+    total_timeout: float,
+    now: datetime,
+) -> PatientData:
+    return Gatherer(needs, templates, settings, client, executor, total_timeout, now).gather(body)

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,17 +19,21 @@ from typing import Any
 from cds_service import protocol
 from cds_service.config import Settings
 from cds_service.errors import (
-    InvalidFhirError,
     MalformedJsonError,
+    RequiredDataUnavailableError,
     SchemaViolationError,
     UnknownServiceError,
     UnprocessableError,
 )
 from cds_service.fhir_client import FhirClient
-from cds_service.patient_data import gather
+from cds_service.patient_data import fetch_medications, gather
 from hooks.cards import render
-from hooks.fhir_model import InvalidResourceError, parse_resource, preload
+from hooks.data_needs import READ_ELEMENTS, data_needs, prefetch_templates
+from hooks.drafts import DraftSet, ForeignDraftError, read_drafts
+from hooks.facts import DataKind
+from hooks.fhir_model import Repair, Resource, preload, read_resource
 from hooks.findings import Finding
+from hooks.record import read_record
 from hooks.services import (
     SERVICES,
     HookCall,
@@ -38,6 +42,7 @@ from hooks.services import (
     classify_drafts,
     in_scope,
     judge,
+    judged,
     targets_of,
 )
 
@@ -58,6 +63,7 @@ class Outcome:
     data_mode: str = "none"
     elapsed_ms: float = 0.0
     patient_id: str | None = field(default=None, repr=False)  # only for the audit trail's keyed hash
+    repairs: list[Repair] = field(default_factory=list)  # what the tolerant reader changed, by element path
 
 
 def registry(services: tuple[ServiceDefinition, ...] = SERVICES) -> dict[str, ServiceDefinition]:
@@ -112,6 +118,12 @@ class Pipeline:
         self.clock = clock
         self.new_uuid = new_uuid
         self.services = registry()
+        rules = settings.rules
+        self.needs = data_needs(rules)
+        # What discovery advertises (CDS Hooks 3.0 date tokens only when configured), and the
+        # service's own searches (always bounded by date: it resolves the tokens itself).
+        self.templates = prefetch_templates(rules, date_tokens=settings.prefetch_date_tokens)
+        self.own_queries = prefetch_templates(rules, date_tokens=True)
 
     def warm_up(self) -> None:
         """Build the FHIR models and compile the schemas at start, not during the first hook call."""
@@ -120,7 +132,7 @@ class Pipeline:
             protocol.validator(name)
 
     def discovery(self) -> dict[str, Any]:
-        return {"services": [s.discovery() for s in self.services.values()]}
+        return {"services": [s.discovery(self.templates) for s in self.services.values()]}
 
     def service(self, service_id: str) -> ServiceDefinition:
         service = self.services.get(service_id)
@@ -128,12 +140,20 @@ class Pipeline:
             raise UnknownServiceError("no CDS service with this id; see GET /cds-services")
         return service
 
-    def call(self, service_id: str, raw: bytes, identified: Callable[[Outcome], None] | None = None) -> Outcome:
+    def call(
+        self,
+        service_id: str,
+        raw: bytes,
+        identified: Callable[[Outcome], None] | None = None,
+        request_id: str | None = None,
+    ) -> Outcome:
         """Answer one hook call.
 
         `identified` is given the outcome as soon as the request is valid CDS Hooks, before any
-        drafts are judged or data fetched, so that a call refused after that point (invalid FHIR,
-        no Patient, a refused FHIR server) is still audited with its hookInstance and patient.
+        drafts are judged or data fetched, so that a call refused after that point (no Patient, a
+        refused FHIR server) is still audited with its hookInstance and patient. Every repair of the
+        input is logged with its element path and `request_id`, so an integration engineer can tell
+        the EHR vendor what to fix.
         """
         started = time.perf_counter()
         service = self.service(service_id)
@@ -141,78 +161,126 @@ class Pipeline:
         if not isinstance(body, dict):
             raise SchemaViolationError("the request body must be a JSON object")
         protocol.validate_request(body, service.hook)
-        outcome = Outcome(
-            service.id, service.hook, body["hookInstance"], cards=[], patient_id=body["context"].get("patientId")
-        )
+        patient_id = body["context"].get("patientId")
+        outcome = Outcome(service.id, service.hook, body["hookInstance"], cards=[], patient_id=patient_id)
         if identified is not None:
             identified(outcome)
-        drafts, left_out = _parse_drafts(body["context"])
-        call = HookCall(hook=service.hook, context=body["context"], drafts=drafts, left_out=left_out)
+        try:
+            self._judge(service, body, outcome)
+        finally:
+            for repair in outcome.repairs:
+                log.info(
+                    "input repaired", extra={"request_id": request_id, "where": repair.where, "reason": repair.action}
+                )
+        outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+    def _judge(self, service: ServiceDefinition, body: dict[str, Any], outcome: Outcome) -> None:
+        context = body["context"]
+        now = self.clock()
+        try:
+            drafts = read_drafts(context)
+        except ForeignDraftError as error:
+            raise UnprocessableError(str(error)) from None
+        outcome.repairs.extend(drafts.repairs)
+        medications, unread = self._draft_medications(drafts, body, outcome)
+        call = HookCall(
+            hook=service.hook, context=context, drafts=drafts.drafts, medications=medications, unread_medications=unread
+        )
         try:
             targets = targets_of(call, classify_drafts(call, self.settings.rules))
         except UnknownSelectionError as error:
             raise UnprocessableError(str(error)) from None
+        if judged(targets):
+            call = self._with_record(call, body, now, outcome)
         if in_scope(targets):
-            data = gather(service, body, self.client, self.executor, self.settings.fhir_total_timeout)
-            outcome.data_mode = data.mode
-            call = replace(call, resources=data.resources, unavailable=frozenset(data.unavailable))
-            _, outcome.findings = judge(call, settings=self.settings.rules, now=self.clock())
+            _, outcome.findings = judge(call, settings=self.settings.rules, now=now)
             outcome.cards = render(outcome.findings, self.new_uuid)
-        outcome.elapsed_ms = (time.perf_counter() - started) * 1000
-        return outcome
 
-
-#: The draft types the rules read (IVIG, steroid, heparin and estrogen MedicationRequests, and the
-#: Medications they point at; platelet transfusion and surgery ServiceRequests). Other drafts in the
-#: bundle are context the rules ignore.
-JUDGED_DRAFT_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "Medication"})
-
-
-def _parse_drafts(context: Mapping[str, Any]) -> tuple[list[tuple[Any, Mapping[str, Any]]], frozenset[str]]:
-    """The draft orders, each valid FHIR and each for the patient the call is about.
-
-    A draft for another patient would be judged against the wrong chart, so it is refused (422)
-    rather than silently carded. CDS Hooks warns that drafts may not be fully specified yet, so a
-    judged draft missing only what the hook itself implies (status `draft`, the intent of an order,
-    the subject `context.patientId`) is completed with it; one still invalid is a 400. A draft of a
-    type no rule reads that is not valid R4 (the spec's own examples hold a NutritionOrder without
-    its required `intent`) is left out rather than costing the clinician every card.
-    """
-    drafts = []
-    left_out: set[str] = set()
-    patient = f"Patient/{context['patientId']}"
-    for index, entry in enumerate(context["draftOrders"].get("entry") or []):
-        raw = entry.get("resource")
-        try:
-            resource = parse_resource(raw)
-        except InvalidResourceError as error:
-            resource_type = raw.get("resourceType") if isinstance(raw, Mapping) else None
-            if resource_type not in JUDGED_DRAFT_TYPES:
-                log.info(
-                    "draft order left out: not valid FHIR R4 and not a kind this service judges",
-                    extra={"reason": f"context.draftOrders.entry[{index}] {resource_type}"},
-                )
-                if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
-                    left_out.add(f"{resource_type}/{raw['id']}")
-                continue
-            raw = _completed_draft(raw, patient)
-            try:
-                resource = parse_resource(raw)
-            except InvalidResourceError:
-                raise InvalidFhirError(f"context.draftOrders.entry[{index}]: {error}") from None
-        subject = getattr(getattr(resource, "subject", None), "reference", None)
-        if subject is not None and subject != patient and not subject.endswith("/" + patient):
-            raise UnprocessableError(
-                f"context.draftOrders.entry[{index}]: the order's subject is not context.patientId"
+    def _with_record(self, call: HookCall, body: dict[str, Any], now: datetime, outcome: Outcome) -> HookCall:
+        """The call with the patient's record: gathered raw, then selected and parsed."""
+        data = gather(
+            self.needs,
+            self.own_queries,
+            self.settings.rules,
+            body,
+            self.client,
+            self.executor,
+            self.settings.fhir_total_timeout,
+            now,
+        )
+        record = read_record(data.raw, needs=self.needs, now=now, platelets_since=data.platelets_since or now)
+        outcome.repairs.extend(record.repairs)
+        patient_id = call.context["patientId"]
+        if not any(r.get_resource_type() == "Patient" and r.id == patient_id for r in record.resources):
+            raw_patient = any(
+                r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in data.resources()
             )
-        drafts.append((resource, raw))
-    return drafts, frozenset(left_out)
+            if raw_patient:
+                reason = "could not be read (not valid FHIR R4)"
+            elif DataKind.PATIENT in data.unavailable:
+                reason = "could not be retrieved from the FHIR server"
+            else:
+                reason = "is neither in prefetch nor on the FHIR server"
+            raise RequiredDataUnavailableError(f"the Patient named by context.patientId {reason}")
+        outcome.data_mode = data.mode
+        return replace(
+            call,
+            resources=record.resources,
+            unavailable=frozenset(data.unavailable),
+            partial=tuple(data.partial),
+            unreadable=tuple(record.unreadable),
+        )
+
+    def _draft_medications(
+        self, drafts: DraftSet, body: dict[str, Any], outcome: Outcome
+    ) -> tuple[dict[str, Resource], dict[str, Any]]:
+        """Medications the draft orders refer to, read before scope is decided (an IVIG order may be
+        coded only on a Medication the FHIR server holds): from the draft bundle, then the prefetch,
+        then the FHIR server. Returns those read, and the raw JSON (or None) of those that were not."""
+        reads = READ_ELEMENTS["Medication"]
+        read: dict[str, Resource] = {}
+        unread: dict[str, Any] = {}
+        for reference, draft in drafts.medications().items():
+            if draft.reading.resource is not None and not draft.reading.unreadable:
+                read[reference] = draft.reading.resource
+            else:  # not read, or read without its code: either way it names no product
+                unread[reference] = draft.raw
+        wanted = drafts.referenced_medications()
+        if not wanted:
+            return read, unread
+        found = _prefetched_medications(body.get("prefetch"), wanted)
+        missing = sorted(wanted - set(found))
+        if missing:
+            fetched, _ = fetch_medications(
+                self.client,
+                body.get("fhirServer"),
+                (body.get("fhirAuthorization") or {}).get("access_token"),
+                time.monotonic() + self.settings.fhir_total_timeout,
+                missing,
+            )
+            found.update(fetched)
+        for reference in sorted(wanted):
+            raw = found.get(reference)
+            reading = read_resource(raw, where=f"medication {reference}", reads=reads, keep=reads) if raw else None
+            if reading is not None:
+                outcome.repairs.extend(reading.repairs)
+            if reading is not None and reading.resource is not None and not reading.unreadable:
+                read[reference] = reading.resource
+            else:
+                unread[reference] = raw
+        return read, unread
 
 
-def _completed_draft(raw: Mapping[str, Any], patient: str) -> dict[str, Any]:
-    """The draft with what the hook implies where it is missing: it is a draft order for this patient."""
-    completed = dict(raw)
-    completed.setdefault("status", "draft")
-    completed.setdefault("intent", "order")
-    completed.setdefault("subject", {"reference": patient})
-    return completed
+def _prefetched_medications(prefetch: Any, wanted: set[str]) -> dict[str, Any]:
+    """Medications among the prefetch values (a client's `_include`), by reference."""
+    found: dict[str, Any] = {}
+    for value in prefetch.values() if isinstance(prefetch, dict) else ():
+        entries = value.get("entry") if isinstance(value, dict) and value.get("resourceType") == "Bundle" else None
+        for entry in entries if isinstance(entries, list) else ():
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == "Medication":
+                reference = f"Medication/{resource.get('id')}"
+                if reference in wanted:
+                    found.setdefault(reference, resource)
+    return found

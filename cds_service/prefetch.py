@@ -1,15 +1,18 @@
 """Filling prefetch templates with the values of one hook call: a pure function with exact errors.
 
-Only the tokens CDS Hooks 2.0 defines are accepted: `{{context.<field>}}` for a scalar context
-field, and `{{userPractitionerId}}`, `{{userPractitionerRoleId}}`, `{{userPatientId}}`,
-`{{userRelatedPersonId}}` derived from `context.userId`. Every value is percent-encoded, so a
-hostile `patientId` such as `1&_include=*` cannot add search parameters to the query.
+The tokens CDS Hooks 2.0 defines are accepted: `{{context.<field>}}` for a scalar context field,
+and `{{userPractitionerId}}`, `{{userPractitionerRoleId}}`, `{{userPatientId}}`,
+`{{userRelatedPersonId}}` derived from `context.userId`. So are the date tokens of CDS Hooks 3.0's
+"simpler FHIRPath" that the reference client resolves, `{{today()}}` and `{{today() - 90 days}}`
+(or `+`), given the day to count from. Every value is percent-encoded, so a hostile `patientId` such
+as `1&_include=*` cannot add search parameters to the query.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -23,11 +26,21 @@ _USER_TOKENS = {
 }
 
 
+_TODAY = re.compile(r"today\(\)(?:\s*([+-])\s*(\d{1,5})\s+days?)?")
+
+
 class PrefetchTemplateError(ValueError):
     """A template token cannot be filled from this call's context."""
 
 
-def _value(token: str, context: Mapping[str, Any]) -> str:
+def _value(token: str, context: Mapping[str, Any], today: date | None) -> str:
+    moment = _TODAY.fullmatch(token)
+    if moment is not None:
+        if today is None:
+            raise PrefetchTemplateError(f"prefetch token {{{{{token}}}}}: no date to count from")
+        sign, days = moment.groups()
+        offset = timedelta(days=int(days or 0)) * (-1 if sign == "-" else 1)
+        return (today + offset).isoformat()
     if token.startswith("context."):
         name = token[len("context.") :]
         value = context.get(name)
@@ -47,6 +60,6 @@ def _value(token: str, context: Mapping[str, Any]) -> str:
     raise PrefetchTemplateError(f"prefetch token {{{{{token}}}}} is not defined by CDS Hooks")
 
 
-def render(template: str, context: Mapping[str, Any]) -> str:
-    """The template with every token replaced by its percent-encoded value."""
-    return TOKEN.sub(lambda match: quote(_value(match.group(1), context), safe=""), template)
+def render(template: str, context: Mapping[str, Any], today: date | None = None) -> str:
+    """The template with every token replaced by its percent-encoded value (`today`: for date tokens)."""
+    return TOKEN.sub(lambda match: quote(_value(match.group(1), context, today), safe=""), template)

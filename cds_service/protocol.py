@@ -49,8 +49,15 @@ def first_error(name: str, instance: Any, prefix: str = "$") -> str | None:
 
 
 def validate_request(body: Any, hook: str) -> None:
-    """Raise SchemaViolationError unless `body` is a CDS Hooks request for `hook`."""
-    problem = first_error("cds-request.json", body)
+    """Raise SchemaViolationError unless `body` is a CDS Hooks request for `hook`.
+
+    The envelope and the hook's context are checked; the prefetch contents are not walked (they can
+    be large, and are read tolerantly later, resource by resource).
+    """
+    envelope = {name: value for name, value in body.items() if name != "prefetch"} if isinstance(body, dict) else body
+    if isinstance(body, dict) and "prefetch" in body and not isinstance(body["prefetch"], dict):
+        raise SchemaViolationError('request does not follow CDS Hooks 2.0: $.prefetch: must be of type "object"')
+    problem = first_error("cds-request.json", envelope)
     if problem:
         raise SchemaViolationError(f"request does not follow CDS Hooks 2.0: {problem}")
     if body["hook"] != hook:

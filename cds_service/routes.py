@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, NotFound
 
 from cds_service.errors import CdsError, UnsupportedMediaTypeError, operation_outcome
@@ -50,7 +50,9 @@ def _remember(outcome: Outcome) -> None:
 def invoke(service_id: str) -> Response:
     pipeline().service(service_id)  # 404 before anything else is looked at
     require_json()
-    outcome = pipeline().call(service_id, request.get_data(cache=False), identified=_remember)
+    outcome = pipeline().call(
+        service_id, request.get_data(cache=False), identified=_remember, request_id=g.get("request_id")
+    )
     log.info(
         "hook answered",
         extra={

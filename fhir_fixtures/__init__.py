@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from cds_service.prefetch import render
 
@@ -80,18 +80,27 @@ class Scenario:
         return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": self.context(hook)}
 
     def prefetch_request(
-        self, templates: Mapping[str, str], omit: Sequence[str] = (), hook: str | None = None
+        self,
+        templates: Mapping[str, str],
+        omit: Sequence[str] = (),
+        hook: str | None = None,
+        paged_by: str | None = None,
     ) -> dict[str, Any]:
         """A request with every template key filled from the record (except the keys in `omit`).
 
-        `hook` defaults to the scenario's own; order-select selects every draft order.
+        `hook` defaults to the scenario's own; order-select selects every draft order. With
+        `paged_by` (a FHIR base URL), each search is paged as that server would page it: the prefetch
+        holds the first page and a `next` link, and `fhirServer` is that base.
         """
         request = self._base_request(hook)
+        today = self.as_of.date()
         request["prefetch"] = {
-            key: evaluate(render(template, request["context"]), self.resources())
+            key: evaluate(render(template, request["context"], today=today), self.resources(), base=paged_by)
             for key, template in templates.items()
             if key not in omit
         }
+        if paged_by:
+            request["fhirServer"] = paged_by
         return request
 
     def fetch_request(
@@ -173,12 +182,53 @@ def _has_code(resource: Mapping[str, Any], tokens: list[str]) -> bool:
     return False
 
 
-def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    if _DATE.match(value):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+# The date each searched date parameter reads, as a server indexes it (the start of a period).
+_DATE_PARAMS = {
+    "date": lambda r: _instant(r.get("effectiveDateTime"))
+    or _instant(r.get("effectiveInstant"))
+    or _instant((r.get("effectivePeriod") or {}).get("start")),
+    "authoredon": lambda r: _instant(r.get("authoredOn")),
+    "effective-time": lambda r: _instant(r.get("effectiveDateTime"))
+    or _instant((r.get("effectivePeriod") or {}).get("start")),
+    "recorded-date": lambda r: _instant(r.get("recordedDate")),
+}
+_PREFIXES = {
+    "ge": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "le": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+}
+
+
+def _date_filter(resources: list[Mapping[str, Any]], name: str, value: str) -> list[Mapping[str, Any]]:
+    prefix, bound = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("ge", value)
+    limit = _instant(bound)
+    if limit is None:
+        raise ValueError(f"the fixture evaluator cannot read the date {value!r}")
+    read = _DATE_PARAMS[name]
+    return [r for r in resources if (d := read(r)) is not None and _PREFIXES[prefix](d, limit)]
+
+
+def evaluate(query: str, resources: Sequence[Mapping[str, Any]], base: str | None = None) -> dict[str, Any] | None:
     """What a FHIR server would answer to `query` for these resources (read or simple search).
 
-    Supports exactly what this service asks: `Type/id` reads, and searches by `patient`, `code` and
-    `_id` (comma = OR) with `_include=<Type>:medication`; `_sort` and `_count` are accepted and
-    ignored.
+    Supports what this service asks: `Type/id` reads, and searches by `patient`, `code`, `_id` and
+    `status` (comma = OR), the date parameters `date`, `authoredon` and `effective-time` (with the
+    prefixes ge, gt, le, lt), `_sort` on one of those (newest first with `-`), `_include=<Type>:medication`,
+    and `_count` with `_offset`: given a `base`, a search longer than `_count` is paged as a server
+    pages it (a `next` link under `base`); without one, every match is returned on one page.
     """
     parts = urlsplit(query)
     path = unquote(parts.path)
@@ -187,7 +237,8 @@ def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, An
         found = [r for r in resources if r["resourceType"] == resource_type and r.get("id") == rid]
         return copy.deepcopy(found[0]) if found else None
     params = parse_qs(parts.query)
-    unsupported = set(params) - {"patient", "code", "_id", "_sort", "_count", "_include"}
+    supported = {"patient", "code", "_id", "status", "_sort", "_count", "_offset", "_include", *_DATE_PARAMS}
+    unsupported = set(params) - supported
     if unsupported:
         raise ValueError(f"the fixture evaluator does not support {sorted(unsupported)}")
     matches = [r for r in resources if r["resourceType"] == path]
@@ -199,17 +250,33 @@ def evaluate(query: str, resources: Sequence[Mapping[str, Any]]) -> dict[str, An
     if "_id" in params:
         ids = set(params["_id"][0].split(","))
         matches = [r for r in matches if r.get("id") in ids]
+    if "status" in params:
+        statuses = set(params["status"][0].split(","))
+        matches = [r for r in matches if r.get("status") in statuses]
+    for name in _DATE_PARAMS:
+        for value in params.get(name, []):
+            matches = _date_filter(matches, name, value)
+    for order in params.get("_sort", [])[:1]:
+        read = _DATE_PARAMS[order.lstrip("-")]
+        oldest = datetime.min.replace(tzinfo=UTC)
+        matches.sort(key=lambda r: read(r) or oldest, reverse=order.startswith("-"))
+    total = len(matches)
+    offset = int(params.get("_offset", ["0"])[0])
+    count = int(params["_count"][0]) if "_count" in params and base else total
+    page = matches[offset : offset + count]
     included: list[Mapping[str, Any]] = []
     if params.get("_include", [""])[0].endswith(":medication"):
-        wanted = {(r.get("medicationReference") or {}).get("reference") for r in matches}
+        wanted = {(r.get("medicationReference") or {}).get("reference") for r in page}
         included = [r for r in resources if f"{r['resourceType']}/{r.get('id')}" in wanted]
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(matches),
-        "entry": [{"resource": copy.deepcopy(r), "search": {"mode": "match"}} for r in matches]
-        + [{"resource": copy.deepcopy(r), "search": {"mode": "include"}} for r in included],
-    }
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
+    if base and offset + count < total:
+        following = [(k, v) for k, values in params.items() if k != "_offset" for v in values]
+        following.append(("_offset", str(offset + count)))
+        bundle["link"] = [{"relation": "next", "url": f"{base.rstrip('/')}/{path}?{urlencode(following)}"}]
+    bundle["entry"] = [{"resource": copy.deepcopy(r), "search": {"mode": "match"}} for r in page] + [
+        {"resource": copy.deepcopy(r), "search": {"mode": "include"}} for r in included
+    ]
+    return bundle
 
 
 # --- loading ---------------------------------------------------------------------------------

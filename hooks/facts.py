@@ -72,15 +72,34 @@ class Bleeding(IntEnum):
 
 
 class DataKind(StrEnum):
-    """The groups of data a request may fail to obtain (one per prefetch key)."""
+    """The kinds of data a request may fail to obtain (one per prefetch key, hooks/data_needs.py)."""
 
     PATIENT = "patient"
     PLATELETS = "platelets"
-    LABS = "labs"
+    WEIGHT = "weight"
+    HEIGHT = "height"
+    RENAL = "renal"
+    IGA = "iga"
+    PREGNANCY = "pregnancy"
     CONDITIONS = "conditions"
     MEDICATIONS = "medications"
+    ACTIVE_MEDICATIONS = "active-medications"
     ADMINISTRATIONS = "administrations"
     ALLERGIES = "allergies"
+
+
+#: The kinds that together make the medication history (orders, orders still active, administrations).
+MEDICATION_HISTORY = frozenset({DataKind.MEDICATIONS, DataKind.ACTIVE_MEDICATIONS, DataKind.ADMINISTRATIONS})
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A kind of data read only in part: complete back to `since` (None: the server did not return
+    it newest first, so nothing is known about what is missing), and why the rest was not read."""
+
+    kind: DataKind
+    since: datetime | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -146,8 +165,10 @@ class PatientFacts:
     anti_iga_antibodies: bool
     active_medications: frozenset[OrderKind]
     unavailable: frozenset[DataKind] = field(default_factory=frozenset)
-    # Results newer than the value used whose unit or value could not be read, as a card shows them.
+    # What could not be read, as a card shows it: results newer than the value used whose unit or
+    # value could not be read, and elements of the record a rule reads that were not valid FHIR.
     unreadable: tuple[str, ...] = ()
+    partial: tuple[Partial, ...] = ()
 
     @property
     def latest_platelets(self) -> PlateletCount | None:
@@ -171,6 +192,8 @@ def build_facts(
     now: datetime,
     settings: RuleSettings,
     unavailable: Iterable[DataKind] = (),
+    partial: Iterable[Partial] = (),
+    unreadable: Iterable[str] = (),
     draft_references: frozenset[str] = frozenset(),
 ) -> PatientFacts:
     """Derive the facts from the patient's resources as they stand at `now`.
@@ -209,10 +232,10 @@ def build_facts(
         by_type.get("MedicationRequest", []), by_type.get("MedicationAdministration", []), medications
     )
 
-    unreadable: list[str] = []
+    unreadable_notes: list[str] = list(unreadable)
 
     def latest(label: str, codes: frozenset[str], factors: Mapping[str, float], unit: str) -> Measurement | None:
-        return _latest(observations, codes, factors, unit, label=label, unreadable=unreadable)
+        return _latest(observations, codes, factors, unit, label=label, unreadable=unreadable_notes)
 
     return PatientFacts(
         patient_id=patient_id,
@@ -239,8 +262,9 @@ def build_facts(
         ivig_anaphylaxis=_ivig_anaphylaxis(by_type.get("AllergyIntolerance", []), medications),
         anti_iga_antibodies=_anti_iga(conditions, observations),
         active_medications=frozenset(active_kinds),
-        unreadable=tuple(unreadable),
+        unreadable=tuple(dict.fromkeys(unreadable_notes)),
         unavailable=frozenset(unavailable),
+        partial=tuple(partial),
     )
 
 

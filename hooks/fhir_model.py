@@ -11,16 +11,26 @@ patient data and must not reach logs or error bodies.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
-__all__ = ["InvalidResourceError", "Resource", "parse_resource", "preload", "resources_of", "validate_resource"]
-
-
+__all__ = [
+    "InvalidResourceError",
+    "Reading",
+    "Repair",
+    "Resource",
+    "parse_resource",
+    "preload",
+    "read_resource",
+    "resources_of",
+    "validate_resource",
+]
 
 
 class InvalidResourceError(ValueError):
@@ -185,3 +195,180 @@ def resources_of(payload: object) -> list[Resource]:
             continue
         parsed.append(parse_resource(resource))
     return parsed
+
+
+# --- the tolerant reader -------------------------------------------------------------------------
+#
+# EHRs send resources that are not quite valid R4: a single object where R4 wants a list (R4's
+# `category` and `reasonCode` were 0..1 in STU3), an STU3 `Dosage.doseQuantity`, vendor elements R4
+# does not know, a date that is not a date. Refusing the call for that would cost the clinician every
+# card; guessing would be worse. So a resource is read for what the rules need:
+# - what has exactly one meaning is repaired (an object wrapped in a list, an STU3 element moved to
+#   its R4 place, a draft's status/intent/subject completed from the hook);
+# - elements R4 does not define, and invalid elements no rule reads, are left out;
+# - an invalid element a rule reads is left out *and reported* (`unreadable`), so a card can say which
+#   element could not be read instead of the rule silently reading its absence.
+# Every change is returned as a `Repair` with its element path, for the log and the metrics.
+
+REPAIR_ACTIONS = ("wrapped-in-list", "moved-to-r4", "completed", "left-out", "unreadable")
+_MAX_ROUNDS = 8  # each round fixes every error pydantic reported; real resources need one or two
+
+
+@dataclass(frozen=True)
+class Repair:
+    where: str  # the element's path in the request, never its value
+    action: str  # one of REPAIR_ACTIONS
+
+
+@dataclass
+class Reading:
+    resource: Resource | None
+    data: dict[str, Any]  # the JSON that was parsed: the input with the repairs applied
+    repairs: list[Repair] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # elements a rule reads that could not be read
+    problem: str | None = None  # why nothing could be read (resource is None)
+
+
+def _path_text(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _get(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _with(data: dict[str, Any], loc: tuple[Any, ...], value: Any, *, delete: bool = False) -> dict[str, Any]:
+    """`data` with the element at `loc` replaced (or deleted), copying only the containers on the way."""
+    root = dict(data)
+    parent: Any = root
+    for part in loc[:-1]:
+        child = parent[part]
+        child = dict(child) if isinstance(child, Mapping) else list(child)
+        parent[part] = child
+        parent = child
+    if delete:
+        del parent[loc[-1]]
+    else:
+        parent[loc[-1]] = value
+    return root
+
+
+# STU3 put a dose or rate directly on Dosage; R4 moved them into `doseAndRate` (the STU3→R4 map).
+_STU3_DOSAGE_ELEMENTS = frozenset({"doseQuantity", "doseRange", "rateQuantity", "rateRange", "rateRatio"})
+_DOSAGE_LISTS = frozenset({"dosageInstruction"})
+
+
+def _moved_stu3_dose(data: dict[str, Any], loc: tuple[Any, ...]) -> dict[str, Any] | None:
+    """`data` with an STU3 `Dosage.doseQuantity` (or rate) moved into `doseAndRate`, if that is what `loc` is."""
+    if len(loc) != 3 or loc[0] not in _DOSAGE_LISTS or not isinstance(loc[1], int):
+        return None
+    if loc[2] not in _STU3_DOSAGE_ELEMENTS:
+        return None
+    dosage = _get(data, loc[:2])
+    if not isinstance(dosage, Mapping) or "doseAndRate" in dosage:
+        return None
+    moved = {k: v for k, v in dosage.items() if k not in _STU3_DOSAGE_ELEMENTS}
+    moved["doseAndRate"] = [{k: v for k, v in dosage.items() if k in _STU3_DOSAGE_ELEMENTS}]
+    return _with(data, loc[:2], moved)
+
+
+def _missing_required(error_type: str) -> bool:
+    return error_type == "missing" or error_type.endswith(".missing")
+
+
+def read_resource(
+    raw: object,
+    *,
+    where: str,
+    reads: frozenset[str],
+    keep: frozenset[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Reading:
+    """Read one resource tolerantly (see above). Never raises for bad input.
+
+    `reads`: the top-level elements some rule reads (an invalid one is reported as unreadable);
+    `keep`: if given, only these top-level elements are parsed at all (the rest costs time and no
+    rule reads it); `defaults`: elements completed when missing (a draft's status, intent, subject).
+    """
+    if not isinstance(raw, Mapping):
+        return Reading(None, {}, problem="not a JSON object")
+    resource_type = raw.get("resourceType")
+    if not isinstance(resource_type, str):
+        return Reading(None, {}, problem="resourceType is missing")
+    try:
+        model_class = get_fhir_model_class(resource_type)
+    except KeyError:
+        return Reading(None, {}, problem="not a FHIR R4 resource type")
+    always = {"resourceType", "id"}
+    data = dict(raw) if keep is None else {k: v for k, v in raw.items() if k in keep or k in always}
+    reading = Reading(None, data)
+    for _ in range(_MAX_ROUNDS):
+        # What the hook implies is completed where missing, also once an invalid value is left out.
+        for name, value in (defaults or {}).items():
+            if name not in data:
+                data[name] = copy.deepcopy(value)
+                reading.repairs.append(Repair(f"{where}.{name}", "completed"))
+        try:
+            reading.resource = model_class.model_validate(data)
+            reading.data = data
+            reading.problem = None
+            return reading
+        except ValidationError as error:
+            errors = error.errors(include_url=False, include_context=False, include_input=False)
+        except (TypeError, ValueError):  # fhir.resources raises these for some primitives
+            reading.problem = "a value could not be read"
+            return reading
+        changed = False
+        dropped: set[str] = set()
+        for item in errors:
+            loc = tuple(item.get("loc") or ())
+            kind = str(item.get("type", ""))
+            if not loc:
+                reading.problem = f"{item.get('msg', 'invalid')}"  # e.g. no medication[x] at all
+                continue
+            top = str(loc[0])
+            if top in dropped or top in always:
+                if top in always:
+                    reading.problem = f"{top} is not valid"
+                continue
+            value = _get(data, loc)
+            if kind == "list_type" and isinstance(value, Mapping):
+                data = _with(data, loc, [value])
+                reading.repairs.append(Repair(f"{where}{_path_text(loc)}", "wrapped-in-list"))
+                changed = True
+                continue
+            if kind == "extra_forbidden":
+                moved = _moved_stu3_dose(data, loc)
+                if moved is not None:
+                    data = moved
+                    reading.repairs.append(Repair(f"{where}{_path_text(loc)}", "moved-to-r4"))
+                else:
+                    data = _with(data, loc, None, delete=True)
+                    reading.repairs.append(Repair(f"{where}{_path_text(loc)}", "left-out"))
+                changed = True
+                continue
+            if _missing_required(kind) and len(loc) == 1:
+                reading.problem = f"{top} is missing"
+                if top in reads:
+                    reading.unreadable.append(top)
+                continue
+            # An invalid value (or a required part missing inside an element): the whole top-level
+            # element goes, since reading what is left of it could change its meaning (a course
+            # whose bounds are invalid would read as a single dose).
+            dropped.add(top)
+            if top in data:
+                data = _with(data, (top,), None, delete=True)
+            action = "unreadable" if top in reads else "left-out"
+            if action == "unreadable":
+                reading.unreadable.append(top)
+            reading.repairs.append(Repair(f"{where}.{top}", action))
+            changed = True
+        if not changed:
+            break
+    reading.problem = reading.problem or "not valid FHIR R4"
+    return reading

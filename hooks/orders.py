@@ -60,6 +60,10 @@ class DraftOrder:
     iga_depleted: bool
     reason_codes: tuple[tuple[str | None, str | None], ...]
     resource: Mapping[str, Any]  # the draft as JSON, for an `update` suggestion
+    # Why this order could not be judged, when its own text or codes suggest it is one this service
+    # judges (a Medication it refers to could not be read, or the draft itself could not be read).
+    unread: str | None = None
+    unreadable: tuple[str, ...] = ()  # elements of the draft a rule reads that could not be read
 
 
 def medication_concept(resource: Resource, medications: Mapping[str, Resource]) -> object | None:

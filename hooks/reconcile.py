@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hooks.fhir_model import validate_resource
 from hooks.findings import Action, Finding, Suggestion
 from hooks.orders import DraftOrder
 
@@ -68,7 +67,7 @@ def _combined_updates(
                     merged.pop(key, None)  # the revision removed it (a product given by reference, say)
                 elif revision[key] != original.get(key):
                     merged[key] = copy.deepcopy(revision[key])
-        combined[target] = (validate_resource(merged), tuple(label for _, label in revisions))
+        combined[target] = (merged, tuple(label for _, label in revisions))
     return combined
 
 

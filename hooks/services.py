@@ -9,55 +9,51 @@ judge the same orders with the same rules; they differ only in which draft order
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from hooks import terminology as t
-from hooks.facts import DataKind, Flag, PatientFacts, build_facts
+from hooks.data_needs import prefetch_templates
+from hooks.drafts import ORDER_TYPES, Draft, suggests_target
+from hooks.facts import DataKind, Flag, Partial, PatientFacts, build_facts
 from hooks.fhir_model import Resource
 from hooks.findings import Finding
 from hooks.orders import TARGET_KINDS, DraftOrder, OrderKind, classify_draft
 from hooks.reconcile import reconcile
 from hooks.rules import RuleContext, evaluate
-from hooks.settings import RuleSettings
+from hooks.rules.data import unread_order_findings
+from hooks.settings import DEFAULT_SETTINGS, RuleSettings
 
 
 class UnknownSelectionError(ValueError):
     """An order-select `selections` entry names no resource in `draftOrders`."""
 
 
-def _observation_query(codes: Sequence[str]) -> str:
-    joined = ",".join(f"{t.LOINC}|{code}" for code in codes)
-    return f"Observation?patient={{{{context.patientId}}}}&code={joined}&_sort=-date&_count=100"
-
-
-# One prefetch key per kind of data, so a failure can be reported for exactly that data.
-PREFETCH: dict[str, str] = {
-    DataKind.PATIENT: "Patient/{{context.patientId}}",
-    DataKind.PLATELETS: _observation_query(t.PLATELET_TEMPLATE_CODES),
-    DataKind.LABS: _observation_query(t.LAB_TEMPLATE_CODES),
-    DataKind.CONDITIONS: "Condition?patient={{context.patientId}}&_count=100",
-    DataKind.MEDICATIONS: (
-        "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication&_count=100"
-    ),
-    DataKind.ADMINISTRATIONS: (
-        "MedicationAdministration?patient={{context.patientId}}&_include=MedicationAdministration:medication&_count=100"
-    ),
-    DataKind.ALLERGIES: "AllergyIntolerance?patient={{context.patientId}}&_count=100",
-}
+#: The prefetch templates of the default settings, CDS Hooks 2.0 tokens only (`hooks/data_needs.py`
+#: derives them; a deployment's own settings may change the windows, see `Pipeline`).
+PREFETCH: dict[str, str] = prefetch_templates(DEFAULT_SETTINGS, date_tokens=False)
 
 
 @dataclass(frozen=True)
 class HookCall:
-    """Everything the knowledge needs from one CDS Hooks request, already parsed and fetched."""
+    """Everything the knowledge needs from one CDS Hooks request, already read and fetched."""
 
     hook: str
     context: Mapping[str, Any]
-    drafts: Sequence[tuple[Resource, Mapping[str, Any]]]  # parsed draft and its JSON
+    drafts: Sequence[Draft]
+    # Medications the draft orders refer to (from the bundle, the prefetch or the FHIR server), and
+    # the raw JSON of referenced Medications that could not be read (only to say so on a card).
+    medications: Mapping[str, Resource] = field(default_factory=dict)
+    unread_medications: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     resources: Sequence[Resource] = ()
     unavailable: frozenset[DataKind] = frozenset()
-    left_out: frozenset[str] = frozenset()  # drafts not read (invalid, of a type no rule judges): may be selected
+    partial: tuple[Partial, ...] = ()
+    unreadable: tuple[str, ...] = ()  # elements of the record a rule reads that could not be read
+
+    @property
+    def left_out(self) -> frozenset[str]:
+        """Drafts not judged (invalid, or of a type no rule reads): they may still be selected."""
+        return frozenset(d.reference for d in self.drafts if d.reference and d.reading.resource is None)
 
 
 @dataclass(frozen=True)
@@ -68,13 +64,13 @@ class ServiceDefinition:
     description: str
     prefetch: Mapping[str, str] = field(default_factory=lambda: dict(PREFETCH))
 
-    def discovery(self) -> dict[str, Any]:
+    def discovery(self, prefetch: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {
             "hook": self.hook,
             "id": self.id,
             "title": self.title,
             "description": self.description,
-            "prefetch": dict(self.prefetch),
+            "prefetch": dict(self.prefetch if prefetch is None else prefetch),
         }
 
 
@@ -102,18 +98,63 @@ SERVICES: tuple[ServiceDefinition, ...] = (
 
 
 def classify_drafts(call: HookCall, settings: RuleSettings) -> tuple[DraftOrder, ...]:
-    """The draft orders, classified; Medication resources in the drafts or the record resolve references."""
-    meds = {
-        f"Medication/{r.id}": r
-        for r in [*(d for d, _ in call.drafts), *call.resources]
-        if r.get_resource_type() == "Medication" and r.id
-    }
+    """The order drafts, classified; an order that cannot be judged but may be one is kept, marked.
+
+    Medications resolve references: those read from the drafts, the prefetch or the FHIR server
+    (`call.medications`) and those of the patient's record.
+    """
+    medications = dict(call.medications)
+    named = [
+        d.reading.resource for d in call.drafts if not d.reading.unreadable
+    ]  # a Medication without its code names nothing
+    for resource in (*named, *call.resources):
+        if resource is not None and resource.get_resource_type() == "Medication" and resource.id:
+            medications.setdefault(f"Medication/{resource.id}", resource)
     local = frozenset(tuple(code.rsplit("|", 1)) for code in settings.platelet_transfusion_codes)
-    return tuple(
-        classify_draft(resource, raw, meds, local)  # type: ignore[arg-type]
-        for resource, raw in call.drafts
-        if resource.get_resource_type() in ("MedicationRequest", "ServiceRequest")
+    orders = []
+    for draft in call.drafts:
+        if draft.resource_type not in ORDER_TYPES:
+            continue
+        resource = draft.reading.resource
+        if resource is None:
+            if suggests_target(draft.raw):
+                orders.append(_unread(draft, f"the draft could not be read ({draft.reading.problem})"))
+            continue
+        order = classify_draft(resource, draft.reading.data, medications, local)  # type: ignore[arg-type]
+        order = replace(order, unreadable=tuple(draft.reading.unreadable))
+        missing = _unresolved_medication(draft, medications)
+        if (
+            missing is not None
+            and order.kind is OrderKind.OTHER
+            and suggests_target(draft.raw, call.unread_medications.get(missing))
+        ):
+            order = replace(order, unread=f"the medication it refers to ({missing}) could not be read")
+        orders.append(order)
+    return tuple(orders)
+
+
+def _unread(draft: Draft, reason: str) -> DraftOrder:
+    concept = draft.raw.get("medicationCodeableConcept") or draft.raw.get("code")
+    label = concept.get("text") if isinstance(concept, Mapping) else None
+    return DraftOrder(
+        kind=OrderKind.OTHER,
+        reference=draft.reference or str(draft.resource_type),
+        label=label if isinstance(label, str) else "",
+        dose=None,
+        priority=None,
+        iga_depleted=False,
+        reason_codes=(),
+        resource=draft.raw,
+        unread=reason,
     )
+
+
+def _unresolved_medication(draft: Draft, medications: Mapping[str, Resource]) -> str | None:
+    reference = draft.reading.data.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, Mapping) else None
+    if not isinstance(target, str) or not target.startswith("Medication/") or target in medications:
+        return None
+    return target
 
 
 def targets_of(call: HookCall, drafts: Sequence[DraftOrder]) -> tuple[DraftOrder, ...]:
@@ -121,17 +162,21 @@ def targets_of(call: HookCall, drafts: Sequence[DraftOrder]) -> tuple[DraftOrder
     if call.hook != "order-select":
         return tuple(drafts)
     selections = list(call.context.get("selections") or [])
-    known = {d.reference for d in drafts} | {f"{r.get_resource_type()}/{r.id}" for r, _ in call.drafts if r.id}
-    known |= call.left_out
+    known = {d.reference for d in drafts} | {d.reference for d in call.drafts if d.reference}
     unknown = [s for s in selections if s not in known]
     if unknown:
         raise UnknownSelectionError(f"selections not found in draftOrders: {', '.join(unknown)}")
     return tuple(d for d in drafts if d.reference in selections)
 
 
-def in_scope(targets: Sequence[DraftOrder]) -> bool:
-    """Worth fetching data for: IVIG, subcutaneous Ig, platelet transfusion, or heparin (HIT check)."""
+def judged(targets: Sequence[DraftOrder]) -> bool:
+    """Worth reading the patient's data for: IVIG, subcutaneous Ig, platelet transfusion, or heparin (HIT)."""
     return any(o.kind in TARGET_KINDS or o.kind is OrderKind.HEPARIN for o in targets)
+
+
+def in_scope(targets: Sequence[DraftOrder]) -> bool:
+    """Worth an answer: an order judged, or one that may be and could not be read."""
+    return judged(targets) or any(o.unread for o in targets)
 
 
 def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[PatientFacts | None, list[Finding]]:
@@ -140,6 +185,8 @@ def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[Pat
     targets = targets_of(call, drafts)
     if not in_scope(targets):
         return None, []
+    if not judged(targets):
+        return None, unread_order_findings(targets, settings)
     facts = build_facts(
         call.resources,
         patient_id=str(call.context["patientId"]),
@@ -147,10 +194,12 @@ def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[Pat
         now=now,
         settings=settings,
         unavailable=call.unavailable,
+        partial=call.partial,
+        unreadable=call.unreadable,
         draft_references=frozenset(d.reference for d in drafts),
     )
     heparin_only = not any(o.kind in TARGET_KINDS for o in targets)
     if heparin_only and Flag.HIT_HISTORY not in facts.flags and DataKind.CONDITIONS not in facts.unavailable:
-        return facts, []  # heparin without HIT on record is not this service's business
+        return facts, unread_order_findings(targets, settings)  # heparin without HIT: not our business
     context = RuleContext(facts=facts, drafts=drafts, targets=targets, settings=settings, now=now)
     return facts, reconcile(evaluate(context), drafts)

@@ -19,6 +19,11 @@ class RuleSettings:
     weight_max_age_days: int = 30  # weight usable for dosing
     renal_lab_max_age_days: int = 30  # creatinine/eGFR considered current
     duplicate_ivig_hours: float = 72.0  # IVIG given within this window → possible duplicate
+    # How far back the record is read (hooks/data_needs.py says why each span is enough). The other
+    # spans are the windows above and below: platelets the nadir window or the pregnancy, weight and
+    # renal function their freshness windows, pregnancy observations their relevance window.
+    height_lookback_days: int = 3653  # adult height is stable: ten years
+    ivig_history_lookback_days: int = 1826  # "prior IVIG" and medication history: five years
 
     # Plausibility of a platelet count after unit conversion (10^9/L).
     platelet_min_plausible: float = 1.0

@@ -263,6 +263,29 @@ IGA_DEPLETED_IVIG_TEXT = "Immune globulin intravenous, IgA-depleted (Gammagard S
 # Estrogens add to IVIG's thrombosis risk (label). No RxNorm code verified: recognised by name.
 ESTROGEN_NAMES = ("estradiol", "estrogen", "ethinylestradiol", "ethinyl estradiol", "estrogens, conjugated")
 
+# Every code and name `orders.classify_medication` recognises, lower-cased: a medication whose JSON
+# contains none of them cannot be one the rules read, so a long medication history is filtered on
+# raw JSON before parsing (hooks/data_needs.py). tests/test_data_needs.py holds the two together.
+MEDICATION_KEYWORDS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            *CORTICOSTEROID_RXNORM,
+            *CORTICOSTEROID_RXNORM.values(),
+            *HEPARIN_RXNORM,
+            *HEPARIN_RXNORM.values(),
+            *IVIG_RXNORM,
+            *IVIG_CVX,
+            *(code.lower() for code in IVIG_ATC),
+            *IVIG_PRODUCT_NAMES,
+            *SUBCUTANEOUS_IG_NAMES,
+            *GENERIC_IG_NAMES,
+            *IG_ABBREVIATIONS,
+            *LMWH_NAMES,
+            *ESTROGEN_NAMES,
+        }
+    )
+)
+
 # ServiceRequest.category of a surgical procedure: an urgent one means a rapid platelet rise is needed.
 SURGICAL_PROCEDURE_SNOMED = "387713003"
 URGENT_PRIORITIES = frozenset({"urgent", "asap", "stat"})
@@ -309,3 +332,12 @@ def concept_text(concept: object) -> str:
         if coding.code:
             return str(coding.code)
     return ""
+
+
+#: Every condition concept a rule reads, so the record's conditions can be filtered on raw JSON
+#: before parsing (hooks/record.py): a new ConditionSet defined above is included automatically.
+ALL_CONDITION_SETS: tuple[ConditionSet, ...] = tuple(
+    v for v in tuple(globals().values()) if isinstance(v, ConditionSet)
+)
+#: Words of a condition's text the rules read without a code (anti-IgA antibodies).
+CONDITION_TEXT_WORDS = ("anti-iga",)

@@ -8,6 +8,7 @@ be (the cautious side), and the card shows the value as it was recorded.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 
 
@@ -22,6 +23,30 @@ def to_instant(value: object) -> datetime | None:
         parsed = to_date(value)
         return datetime.combine(parsed, time.min, tzinfo=UTC) if parsed else None
     return None
+
+
+def parse_instant(value: object) -> datetime | None:
+    """A FHIR instant, dateTime or (partial) date given as JSON text; None when absent or not one.
+
+    Used on raw JSON before any parsing, to decide what is worth parsing: a value the parser would
+    refuse yields None here too (an undated resource), never an exception.
+    """
+    if not isinstance(value, str) or not _FHIR_DATE.fullmatch(value):
+        return None
+    if len(value) <= 10:
+        return to_instant(value)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+# FHIR's date, dateTime and instant lexical forms (year, month, day, then an optional time and zone).
+_FHIR_DATE = re.compile(
+    r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
+    r"(T([01]\d|2[0-3]):[0-5]\d(:([0-5]\d|60)(\.\d{1,9})?)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?"
+)
 
 
 def to_date(value: object) -> date | None:

@@ -81,8 +81,8 @@ def test_the_hash_is_keyed():
     assert patient_hash(None, "p") is None and patient_hash(b"k1", None) is None
 
 
-def _invalid_draft(request: dict) -> None:
-    request["context"]["draftOrders"]["entry"][0]["resource"]["intent"] = ["not", "a", "code"]
+def _foreign_draft(request: dict) -> None:
+    request["context"]["draftOrders"]["entry"][0]["resource"]["subject"] = {"reference": "Patient/someone-else"}
 
 
 def _foreign_fhir_server(request: dict) -> None:
@@ -95,7 +95,7 @@ def _foreign_fhir_server(request: dict) -> None:
     [
         (lambda r: r.pop("hookInstance"), 400, False),
         (lambda r: r.__setitem__("hook", "order-select"), 400, False),
-        (_invalid_draft, 400, True),
+        (_foreign_draft, 422, True),
         (lambda r: r["prefetch"].__setitem__("patient", None), 412, True),
         (_foreign_fhir_server, 403, True),
     ],

@@ -265,8 +265,8 @@ def test_a_normal_weight_without_height_is_dosed_on_actual_weight_without_a_warn
 def test_a_weight_that_could_not_be_retrieved_is_not_called_absent(call):
     request = fhir_fixtures.load("P04").prefetch_request(SIGN.prefetch)
     timeout = {"severity": "error", "code": "timeout"}
-    request["prefetch"]["labs"] = {"resourceType": "OperationOutcome", "issue": [timeout]}
-    status, body = call(SIGN.id, request)  # no fhirServer to fetch it from: labs are unavailable
+    request["prefetch"]["weight"] = {"resourceType": "OperationOutcome", "issue": [timeout]}
+    status, body = call(SIGN.id, request)  # no fhirServer to fetch it from: the weight is unavailable
     assert status == 200
     found = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "dose-check")
     assert "could not be retrieved" in found["summary"] and "none on record" not in found["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
@@ -86,23 +87,32 @@ def test_wrong_hook_for_the_service_is_400(call):
     assert "order-sign" in body["issue"][0]["diagnostics"]
 
 
-def test_invalid_fhir_in_prefetch_is_400_naming_the_resource(call):
+def test_an_invalid_element_a_rule_reads_is_said_on_a_card_never_a_400(call, caplog):
     request = sign_request()
     observation = request["prefetch"]["platelets"]["entry"][0]["resource"]
     observation["effectiveDateTime"] = "2026-05-31T10:00:00"  # a time without a zone is not FHIR
-    status, body = call(SIGN.id, request)
-    assert status == 400
-    message = body["issue"][0]["diagnostics"]
-    assert f"Observation/{observation['id']}" in message and "effectiveDateTime" in message
-    assert "2026-05-31T10:00:00" not in message  # values are never echoed
+    with caplog.at_level(logging.INFO):
+        status, body = call(SIGN.id, request)
+    assert status == 200
+    found = rule_set(body)
+    assert ("data-unavailable", "warning") in found
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "data-unavailable")
+    assert "Platelet count" in card["detail"] and "effectiveDateTime could not be read" in card["detail"]
+    # An undated count is not a usable count: the critical bleed is carded with the count unknown.
+    assert ("critical-bleeding", "critical") in found
+    logged = [vars(record) for record in caplog.records]
+    assert "2026-05-31T10:00:00" not in json.dumps(logged, default=str)  # values are never logged
+    where = "prefetch.platelets.entry[0].resource.effectiveDateTime"  # the element's path is
+    assert any(r.get("where") == where and r.get("reason") == "unreadable" and r.get("request_id") for r in logged)
 
 
-def test_invalid_draft_order_is_400(call):
+def test_an_invalid_element_no_rule_reads_in_a_draft_is_left_out_and_the_draft_judged(call):
     request = sign_request()
     request["context"]["draftOrders"]["entry"][0]["resource"]["intent"] = 42
+    request["context"]["draftOrders"]["entry"][0]["resource"]["category"] = {"text": "inpatient"}
     status, body = call(SIGN.id, request)
-    assert status == 400
-    assert "draftOrders.entry[0]" in body["issue"][0]["diagnostics"]
+    assert status == 200
+    assert ("critical-bleeding", "critical") in rule_set(body)
 
 
 NUTRITION_ORDER_WITHOUT_INTENT = {  # as in the CDS Hooks order-select example: R4 requires intent
@@ -388,7 +398,7 @@ def test_a_prefetch_bundle_whose_link_is_not_a_list_has_no_next_page(call):
     assert status == 200 and ("critical-bleeding", "critical") in rule_set(body)
 
 
-def test_an_invalid_medication_an_ivig_draft_points_at_is_400_not_ignored(call):
+def test_an_ivig_draft_whose_medication_cannot_be_read_is_said_on_a_card_not_ignored(call):
     request = sign_request()
     ivig = request["context"]["draftOrders"]["entry"][0]["resource"]
     ivig.pop("medicationCodeableConcept")
@@ -396,7 +406,10 @@ def test_an_invalid_medication_an_ivig_draft_points_at_is_400_not_ignored(call):
     medication = {"resourceType": "Medication", "id": "med-ivig", "code": "IVIG"}  # code must be an object
     request["context"]["draftOrders"]["entry"].append({"resource": medication})
     status, body = call(SIGN.id, request)
-    assert status == 400 and "draftOrders.entry[" in body["issue"][0]["diagnostics"]
+    assert status == 200
+    assert rule_set(body) == {("order-unreadable", "warning")}
+    card = body["cards"][0]
+    assert "Medication/med-ivig" in card["detail"] and "could not be read" in card["detail"]
 
 
 def test_included_medications_need_no_second_search(call):
@@ -456,14 +469,17 @@ def test_missing_platelet_data_is_not_reported_as_no_platelet_count():
     assert "no-platelet-count" not in rules and "critical-bleeding" not in rules
 
 
-def test_invalid_fhir_from_the_server_makes_that_data_unavailable():
+def test_an_unreadable_resource_from_the_server_is_said_on_a_card():
+    ich = {
+        "resourceType": "Condition",
+        "id": "ich-bad-subject",
+        "subject": 5,
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1386000"}], "text": "Intracranial bleed"},
+    }
+
     def fail(path):
         if path.startswith("Condition"):
-            return 200, {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [{"resource": {"resourceType": "Condition", "subject": 5}}],
-            }
+            return 200, {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": ich}]}
         return None
 
     with responses.RequestsMock() as rsps:
@@ -471,7 +487,7 @@ def test_invalid_fhir_from_the_server_makes_that_data_unavailable():
         status, body = post(fetching_app(), P01.fetch_request(BASE))
     assert status == 200
     card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "data-unavailable")
-    assert "problem list" in card["detail"]
+    assert "Condition 'Intracranial bleed'" in card["detail"] and "subject" in card["detail"]
 
 
 def test_no_fhir_server_and_missing_keys_reports_unavailable_data(call):

@@ -9,6 +9,7 @@ import pytest
 
 import fhir_fixtures
 from hooks import terminology as t
+from hooks.drafts import read_drafts
 from hooks.facts import Bleeding, DataKind, Flag, build_facts
 from hooks.fhir_model import InvalidResourceError, parse_resource, resources_of
 from hooks.orders import OrderKind, classify_draft, classify_medication, read_dose
@@ -209,8 +210,8 @@ def judge_scenario(sid: str, settings: RuleSettings = DEFAULT_SETTINGS, now: dat
     scenario = fhir_fixtures.load(sid)
     request = scenario.prefetch_request(SIGN.prefetch, hook=hook)
     resources = [r for value in request["prefetch"].values() for r in resources_of(value)]
-    drafts = [(parse_resource(e["resource"]), e["resource"]) for e in request["context"]["draftOrders"]["entry"]]
-    return judge(HookCall(hook, request["context"], drafts, resources), settings=settings, now=now)[1]
+    drafts = read_drafts(request["context"]).drafts
+    return judge(HookCall(hook, request["context"], drafts, resources=resources), settings=settings, now=now)[1]
 
 
 @pytest.mark.parametrize("sid", fhir_fixtures.names())
@@ -276,7 +277,7 @@ def test_order_select_targets_only_selections():
     scenario = fhir_fixtures.load("P38")
     request = scenario.prefetch_request(SIGN.prefetch, hook="order-select")
     request["context"]["selections"] = [s for s in scenario.selections if "platelet" in s]
-    drafts = [(parse_resource(e["resource"]), e["resource"]) for e in request["context"]["draftOrders"]["entry"]]
+    drafts = read_drafts(request["context"]).drafts
     call = HookCall("order-select", request["context"], drafts)
     targets = targets_of(call, classify_drafts(call, DEFAULT_SETTINGS))
     assert [o.kind for o in targets] == [OrderKind.PLATELET_TRANSFUSION]

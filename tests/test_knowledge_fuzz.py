@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import fhir_fixtures
 from cds_service.protocol import first_error
 from hooks.cards import render
+from hooks.drafts import read_drafts
 from hooks.fhir_model import parse_resource, resources_of
 from hooks.services import HookCall, judge
 from hooks.settings import DEFAULT_SETTINGS
@@ -99,11 +100,15 @@ def test_any_chart_is_judged_without_error_into_valid_cards(chart):
     context["draftOrders"] = drafts
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in record]}
     resources = resources_of(bundle)
-    parsed_drafts = [(parse_resource(e["resource"]), e["resource"]) for e in drafts["entry"]]
-    call = HookCall(SIGN.hook, context, parsed_drafts, resources)
+    call = HookCall(SIGN.hook, context, read_drafts(context).drafts, resources=resources)
     _, findings = judge(call, settings=DEFAULT_SETTINGS, now=AS_OF)
     counter = iter(range(10_000))
     cards = render(findings, lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
     assert first_error("cds-response.json", {"cards": cards}) is None
+    for card in cards:  # the strict writer: every suggested resource is valid FHIR R4
+        for suggestion in card.get("suggestions", ()):
+            for action in suggestion["actions"]:
+                if "resource" in action:
+                    parse_resource(action["resource"])
     rules = [f.rule for f in findings]
     assert not {"critical-bleeding", "treatment-threshold"} <= set(rules)

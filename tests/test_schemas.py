@@ -309,6 +309,9 @@ def test_request_full_example_is_valid() -> None:
             lambda d: d["prefetch"].update(err={"resourceType": "OperationOutcome", "issue": []}),
             id="prefetch-operation-outcome",
         ),
+        # Tolerated: a prefetch value that is not a FHIR resource is read from fhirServer instead.
+        pytest.param(lambda d: d["prefetch"].update(patient="Patient/pt-42"), id="prefetch-value-string"),
+        pytest.param(lambda d: d["prefetch"].update(patient={"id": "pt-42"}), id="prefetch-no-resourceType"),
     ],
 )
 def test_request_valid_variants(mutate: Mutator) -> None:
@@ -332,8 +335,6 @@ def test_request_valid_variants(mutate: Mutator) -> None:
         pytest.param(lambda d: d["fhirAuthorization"].update(expires_in="300"), id="expires-in-string"),
         pytest.param(lambda d: d["fhirAuthorization"].update(expires_in=1.5), id="expires-in-float"),
         pytest.param(lambda d: d.update(context="pt-42"), id="context-not-object"),
-        pytest.param(lambda d: d["prefetch"].update(patient="Patient/pt-42"), id="prefetch-value-string"),
-        pytest.param(lambda d: d["prefetch"].update(patient={"id": "pt-42"}), id="prefetch-no-resourceType"),
         pytest.param(lambda d: d.update(extension="flag"), id="extension-not-object"),
     ],
 )

@@ -66,8 +66,6 @@ def test_extensions_and_unknown_members_are_tolerated(call, mutate):
         (lambda r: r.__setitem__("hookInstance", 12345), "$.hookInstance"),
         (lambda r: r.__setitem__("context", "patient"), "$.context"),
         (lambda r: r.__setitem__("prefetch", "all"), "$.prefetch"),
-        (lambda r: r["prefetch"].__setitem__("patient", 42), "$.prefetch.patient"),
-        (lambda r: r["prefetch"].__setitem__("patient", {"id": "no-type"}), "$.prefetch.patient"),
         (lambda r: r.__setitem__("fhirServer", 5), "$.fhirServer"),
         (lambda r: r.update(fhirServer=FHIR, fhirAuthorization="tok"), "$.fhirAuthorization"),
         (
@@ -86,6 +84,20 @@ def test_wrong_types_are_400_naming_the_member(call, mutate, where):
     status, body = call(SIGN.id, request)
     assert status == 400
     assert where in body["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("value", [42, "Patient/p01", {"id": "no-type"}, ["a"]])
+def test_a_prefetch_value_that_is_no_fhir_resource_is_treated_as_not_sent(call, value):
+    """Not a reason to refuse the call: without a fhirServer to read it from, the Patient is missing (412);
+    another kind is said to be unavailable on a card."""
+    request = sign_request()
+    request["prefetch"]["patient"] = value
+    status, body = call(SIGN.id, request)
+    assert status == 412 and "Patient" in body["issue"][0]["diagnostics"]
+    request = sign_request()
+    request["prefetch"]["allergies"] = value
+    status, body = call(SIGN.id, request)
+    assert status == 200 and ("data-unavailable", "warning") in rule_set(body)
 
 
 @pytest.mark.parametrize(
@@ -195,6 +207,8 @@ def test_no_patient_data_token_or_jwt_reaches_the_logs_or_error_bodies(captured)
     fetched = _marked(P01.fetch_request(FHIR, token=ACCESS_TOKEN))
     invalid = copy.deepcopy(prefetched)
     invalid["prefetch"]["conditions"]["entry"][0]["resource"]["subject"] = PATIENT  # not a Reference
+    not_cds_hooks = copy.deepcopy(prefetched)
+    not_cds_hooks["context"]["patientId"] = f"{PATIENT} /"
     selection = _marked(P01.prefetch_request(SIGN.prefetch, hook="order-select"))
     selection["context"]["selections"] = [f"MedicationRequest/{PATIENT}"]
 
@@ -208,9 +222,11 @@ def test_no_patient_data_token_or_jwt_reaches_the_logs_or_error_bodies(captured)
         ok_fetch = client.post(INVOKE, json=fetched, headers=signed())
         assert ok_prefetch.status_code == 200 and ok_fetch.status_code == 200
         assert ("data-unavailable", "warning") in rule_set(ok_fetch.get_json())  # the failing query ran
+        repaired = client.post(INVOKE, json=invalid, headers=signed())  # read tolerantly: a repair is logged
+        assert repaired.status_code == 200
 
         errors = [
-            client.post(INVOKE, json=invalid, headers=signed()),  # 400: invalid FHIR
+            client.post(INVOKE, json=not_cds_hooks, headers=signed()),  # 400: a patient id that is no FHIR id
             client.post(  # 403: fhirServer not allowlisted, with the token in the body
                 INVOKE, json={**fetched, "fhirServer": f"https://{PATIENT}.example.net/r4"}, headers=signed()
             ),
@@ -239,6 +255,7 @@ def test_no_patient_data_token_or_jwt_reaches_the_logs_or_error_bodies(captured)
 
     logged = _everything_logged(caplog, stream)
     assert "hook answered" in logged and "request refused" in logged  # the capture did capture
+    assert "input repaired" in logged and "prefetch.conditions.entry[0].resource.subject" in logged
     assert logging.getLogger("cds_service").getEffectiveLevel() == logging.DEBUG
     for secret in [*secrets, *jwts]:
         assert secret not in logged, f"leaked into logs: {secret[:12]}…"

@@ -238,7 +238,15 @@ class RuleContext:
         return max(self.facts.bleeding, from_orders)
 
     @cached_property
+    def no_bleeding(self) -> bool:
+        """No bleeding on record *and* the problem list was read: advice that is only right without
+        bleeding must not be given when the conditions could not be read (absence is not known)."""
+        return self.bleeding is Bleeding.NONE and DataKind.CONDITIONS not in self.facts.unavailable
+
+    @cached_property
     def bleeding_line(self) -> str:
+        if self.bleeding is Bleeding.NONE and DataKind.CONDITIONS in self.facts.unavailable:
+            return "Bleeding: unknown (the problem list could not be read)"
         if self.bleeding is Bleeding.NONE:
             return "Bleeding: none recorded"
         where = self.facts.bleeding_evidence or "stated as the order's reason"

@@ -11,59 +11,138 @@ from collections.abc import Iterable
 from hooks import suggestions as suggest
 from hooks import terminology as t
 from hooks.citations import RULE_BOOK, S001, S004
-from hooks.facts import DataKind
+from hooks.facts import DataKind, Partial
 from hooks.findings import Finding, Indicator
-from hooks.rules.base import Rule, RuleContext, rule
+from hooks.orders import DraftOrder
+from hooks.rules.base import REGISTRY, Rule, RuleContext, rule
+from hooks.settings import RuleSettings
 
 _DATA_LABELS = {
     DataKind.PATIENT: "demographics",
     DataKind.PLATELETS: "platelet counts and IPF",
-    DataKind.LABS: "weight, renal function, IgA and pregnancy observations",
+    DataKind.WEIGHT: "weight",
+    DataKind.HEIGHT: "height",
+    DataKind.RENAL: "renal function (creatinine, eGFR)",
+    DataKind.IGA: "serum IgA",
+    DataKind.PREGNANCY: "pregnancy status and expected delivery",
     DataKind.CONDITIONS: "problem list (conditions)",
     DataKind.MEDICATIONS: "medication orders",
+    DataKind.ACTIVE_MEDICATIONS: "active medication orders",
     DataKind.ADMINISTRATIONS: "medication administrations",
     DataKind.ALLERGIES: "allergies",
 }
+
+
+def fitting_summary(prefix: str, names: list[str], suffix: str, limit: int = 140) -> str:
+    """`prefix` + the names + `suffix` within `limit` characters: as many names as fit, then "and N
+    more", never a list cut mid-word (the card's detail lists them all)."""
+    for shown in range(len(names), 0, -1):
+        rest = len(names) - shown
+        listed = ", ".join(names[:shown]) + (f" and {rest} more" if rest else "")
+        text = f"{prefix}{listed}{suffix}"
+        if len(text) <= limit:
+            return text
+    return f"{prefix}{len(names)} kinds of data{suffix}"[:limit]
+
+
+def _partial_line(partial: Partial) -> str:
+    label = _DATA_LABELS[partial.kind]
+    if partial.since is None:
+        return f"Read in part: {label}: {partial.reason}; which results are missing is not known"
+    return f"Read in part: {label} back to {partial.since.date().isoformat()} only: {partial.reason}"
 
 
 @rule(
     "data-unavailable",
     title="Patient data could not be retrieved or read",
     trigger=(
-        "a prefetch key was neither supplied nor retrievable from the FHIR server, or a result newer than the "
-        "one used has a unit or value that cannot be read"
+        "data a rule reads was neither supplied nor retrievable from the FHIR server, was read only in part, "
+        "or could not be read (an element that is not valid FHIR, a result newer than the one used whose unit "
+        "or value cannot be read)"
     ),
     indicator="warning",
-    advice="say which data is missing or unreadable; rules that depend on missing data do not fire",
+    advice="say which data is missing, partial or unreadable; rules that depend on missing data do not fire",
     citations=(RULE_BOOK,),
 )
 def data_unavailable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     missing = sorted(ctx.facts.unavailable - {DataKind.PATIENT})
     unreadable = ctx.facts.unreadable
-    if not missing and not unreadable:
+    partial = ctx.facts.partial
+    if not missing and not unreadable and not partial:
         return
     labels = [_DATA_LABELS[kind] for kind in missing]
     advice = []
     if missing:
-        summary = f"Could not retrieve: {', '.join(labels)}. Advice that needs it is not shown."
+        summary = fitting_summary("Could not retrieve: ", labels, ". Advice that needs it is not shown.")
         advice += [
             "The EHR did not send this data and it could not be read from the FHIR server in time.",
             "Review it in the chart before ordering; this service does not guess missing data.",
         ]
+    elif partial:
+        names = [_DATA_LABELS[p.kind] for p in partial]
+        summary = fitting_summary("Read only in part: ", names, ". Review older results in the chart.")
     else:
-        names = dict.fromkeys(u.split(" of ")[0] for u in unreadable)  # in order, each once
-        summary = f"Could not read: {', '.join(names)}. Check the newest result."
+        names = list(dict.fromkeys(u.split(" of ")[0].split(":")[0] for u in unreadable))  # in order, each once
+        summary = fitting_summary("Could not read: ", names, ". Check the record.")
+    if partial:
+        advice.append(
+            "The FHIR server returned more results than this service reads within the time allowed; the cards "
+            "use what was read, which is said above."
+        )
     if unreadable:
         advice.append(
-            "A newer result with a unit or value this service cannot read was not used; where an older result "
-            "exists the cards used it. Check the newest result in the chart."
+            "What could not be read was not used; where an older result exists the cards used it. Check it in "
+            "the chart, and ask the EHR vendor to correct the record (the service's log names the element)."
         )
     yield r.finding(
         Indicator.WARNING,
-        summary[:140],
-        [f"Not retrieved: {label}" for label in labels] + [f"Not readable: {u}" for u in unreadable],
+        summary,
+        [f"Not retrieved: {label}" for label in labels]
+        + [_partial_line(p) for p in partial]
+        + [f"Not readable: {u}" for u in unreadable],
         advice,
     )
+
+
+@rule(
+    "order-unreadable",
+    title="An order that may be IVIG, platelets or heparin could not be read",
+    trigger=(
+        "a draft order could not be read (not valid FHIR even after repair), or the Medication it refers to "
+        "could not be read, and its own text or codes suggest immune globulin, platelets or heparin"
+    ),
+    indicator="warning",
+    advice="say which order and why; no other advice is given for it",
+    citations=(RULE_BOOK,),
+)
+def order_unreadable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    yield from _unread(ctx.targets, r)
+
+
+def _unread(targets: Iterable[DraftOrder], r: Rule) -> Iterable[Finding]:
+    for order in targets:
+        if not order.unread:
+            continue
+        name = order.label or order.reference
+        yield r.finding(
+            Indicator.WARNING,
+            fitting_summary("Could not read the order ", [name], ": IVIG, platelet and heparin checks were not done."),
+            [f"Order: {name} ({order.reference})", f"Why: {order.unread}"],
+            [
+                "This order may be one this service checks, but it could not be read, so no advice is given for it.",
+                "Check the order by hand; the service's log names the element that could not be read.",
+            ],
+            order=order.reference,
+        )
+
+
+def unread_order_findings(targets: Iterable[DraftOrder], settings: RuleSettings) -> list[Finding]:
+    """The `order-unreadable` findings alone, for a call with nothing else to judge."""
+    rule_ = REGISTRY["order-unreadable"]
+    if rule_.id in settings.disabled_rules:
+        return []
+    floor = Indicator.from_label(settings.minimum_indicator)
+    return [f for f in _unread(targets, rule_) if f.indicator >= floor]
 
 
 @rule(

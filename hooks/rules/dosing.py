@@ -60,14 +60,14 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
                 f"Weight: latest {facts_weight.value:.1f} kg is older than {s.weight_max_age_days} days "
                 f"({describe_instant(facts_weight.at, ctx.now)})"
             )
-        elif DataKind.LABS in ctx.facts.unavailable:  # "could not be read" is never "not on record"
+        elif DataKind.WEIGHT in ctx.facts.unavailable:  # "could not be read" is never "not on record"
             evidence.append("Weight: could not be retrieved from the FHIR server")
         else:
             evidence.append(f"Weight: none on record in the last {s.weight_max_age_days} days")
         return r.finding(
             Indicator.WARNING,
             f"No weight in the last {s.weight_max_age_days} days: the IVIG dose cannot be verified. Weigh the patient."
-            if DataKind.LABS not in ctx.facts.unavailable
+            if DataKind.WEIGHT not in ctx.facts.unavailable
             else "The weight could not be retrieved: the IVIG dose cannot be verified.",
             evidence,
             ["Weigh the patient and recompute the dose (1 g/kg, or 0.4 g/kg/day) before infusion."],

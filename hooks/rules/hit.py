@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from hooks import suggestions as suggest
 from hooks.citations import ASH18, S003
-from hooks.facts import Bleeding, Flag
+from hooks.facts import Flag
 from hooks.findings import Finding, Indicator
 from hooks.orders import OrderKind
 from hooks.rules.base import Rule, RuleContext, rule
@@ -78,7 +78,7 @@ def hit_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     citations=(ASH18,),
 )
 def hit_platelet_transfusion(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
-    if not ctx.facts.has(Flag.HIT) or ctx.bleeding is not Bleeding.NONE:
+    if not ctx.facts.has(Flag.HIT) or not ctx.no_bleeding:
         return
     for order in ctx.targets_of(OrderKind.PLATELET_TRANSFUSION):
         yield r.finding(

@@ -79,7 +79,7 @@ def neonatal(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 def pediatric_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if ctx.adult or ctx.neonate or not ctx.facts.has(Flag.ITP) or not ctx.ivig_orders:
         return
-    if ctx.bleeding is not Bleeding.NONE:
+    if not ctx.no_bleeding:
         return
     yield r.finding(
         Indicator.INFO,

@@ -73,7 +73,7 @@ def ivig_safety(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not factors:
         return
     suggestions = []
-    if not ctx.recent_renal_lab and not ctx.lacks(DataKind.LABS):
+    if not ctx.recent_renal_lab and not ctx.lacks(DataKind.RENAL):
         suggestions.append(
             suggest.order_service(ctx.facts, t.CREATININE_TEST, "Order serum creatinine before the infusion")
         )
@@ -106,7 +106,7 @@ def ivig_safety(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     citations=(S001, LABEL),
 )
 def renal_baseline(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
-    if not ctx.ivig_orders or ctx.recent_renal_lab or ctx.lacks(DataKind.LABS) or risk_factors(ctx):
+    if not ctx.ivig_orders or ctx.recent_renal_lab or ctx.lacks(DataKind.RENAL) or risk_factors(ctx):
         return
     latest = [m for m in (ctx.facts.creatinine, ctx.facts.egfr) if m is not None]
     evidence = [f"Latest renal result: {m.as_recorded} ({describe_instant(m.at, ctx.now)})" for m in latest] or [

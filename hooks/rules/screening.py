@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from hooks import suggestions as suggest
 from hooks import terminology as t
 from hooks.citations import LABEL, S004
-from hooks.facts import DataKind, Flag
+from hooks.facts import MEDICATION_HISTORY, DataKind, Flag
 from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, rule
 from hooks.timeutil import describe_instant
@@ -25,14 +25,14 @@ from hooks.timeutil import describe_instant
     citations=(S004, LABEL),
 )
 def iga_screening(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
-    if not ctx.ivig_orders or ctx.lacks(DataKind.LABS):
+    if not ctx.ivig_orders or ctx.lacks(DataKind.IGA):
         return
     if ctx.facts.iga is not None or ctx.facts.ivig_events or ctx.facts.has(Flag.IGA_DEFICIENCY):
         return
     age_days = ctx.facts.age_days
     if age_days is not None and age_days < ctx.settings.iga_screening_min_age_days:
         return  # infant: IgA is physiologically low, the result could not be interpreted
-    history_known = not ctx.lacks(DataKind.MEDICATIONS, DataKind.ADMINISTRATIONS)
+    history_known = not ctx.lacks(*MEDICATION_HISTORY)
     evidence = [
         "Serum IgA: no result on record",
         "Prior IVIG: none on record" if history_known else "Prior IVIG: history could not be retrieved",

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from hooks.citations import ASH19, CTCAE5, S000, S001, S004
-from hooks.facts import Bleeding, Flag
+from hooks.facts import Flag
 from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, ctcae_grade, rule
 
@@ -25,7 +25,7 @@ from hooks.rules.base import Rule, RuleContext, ctcae_grade, rule
 def treatment_threshold(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     s = ctx.settings
     platelets = ctx.platelets
-    if not ctx.itp_directed or not ctx.adult or ctx.bleeding is not Bleeding.NONE:
+    if not ctx.itp_directed or not ctx.adult or not ctx.no_bleeding:
         return
     if platelets is None or platelets >= s.thrombocytopenia_scope_platelets:
         return

@@ -50,7 +50,7 @@ def transfusion_without_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]
         return
     if not (ctx.facts.has(Flag.ITP) and not ctx.facts.has(Flag.HIT)):
         return
-    if ctx.bleeding is not Bleeding.NONE or ctx.drafted(OrderKind.URGENT_SURGERY) or ctx.drafted(OrderKind.SURGERY):
+    if not ctx.no_bleeding or ctx.drafted(OrderKind.URGENT_SURGERY) or ctx.drafted(OrderKind.SURGERY):
         return  # RULES.md: "without bleeding or procedure"; platelets before surgery are not this card's business
     yield r.finding(
         Indicator.INFO,
