@@ -92,13 +92,20 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def parse_json(raw: bytes) -> Any:
+    """The body as JSON; everything but the prefetch must nest at most MAX_JSON_DEPTH levels.
+
+    The prefetch (most of a large body) is not walked here: it is read resource by resource, only
+    where a rule reads it, and a resource nesting deeper than Python can follow is refused as a
+    whole (`Pipeline.call`) rather than walked node by node on every call.
+    """
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         raise MalformedJsonError("the request body is not valid JSON") from None
     except RecursionError:
         raise MalformedJsonError("the request body nests too deeply") from None
-    if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    envelope = {k: v for k, v in body.items() if k != "prefetch"} if isinstance(body, dict) else body
+    if _depth(envelope, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise MalformedJsonError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     return body
 
@@ -167,6 +174,8 @@ class Pipeline:
             identified(outcome)
         try:
             self._judge(service, body, outcome)
+        except RecursionError:  # a prefetch resource nesting deeper than any FHIR resource does
+            raise MalformedJsonError("the request body nests too deeply") from None
         finally:
             for repair in outcome.repairs:
                 log.info(

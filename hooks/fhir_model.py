@@ -323,6 +323,9 @@ def read_resource(
         except (TypeError, ValueError):  # fhir.resources raises these for some primitives
             reading.problem = "a value could not be read"
             return reading
+        except RecursionError:
+            reading.problem = "it nests too deeply"
+            return reading
         changed = False
         dropped: set[str] = set()
         for item in errors:

@@ -152,8 +152,11 @@ class RuleContext:
 
     def platelet_line(self, count: PlateletCount | None = None) -> str:
         count = count or self.latest_platelets
+        if count is None and self.lacks(DataKind.PLATELETS):
+            return "Platelet count: could not be retrieved"
         if count is None:
-            return "Platelet count: none on record"
+            days = max(self.settings.nadir_lookback_days, self.settings.pregnancy_status_max_age_days)
+            return f"Platelet count: none on record in the last {days} days"
         shown = f"{count.value:g} ×10⁹/L" if count.value is not None else "not usable"
         return f"Platelet count: {shown} (as recorded: {count.as_recorded}; {describe_instant(count.at, self.now)})"
 

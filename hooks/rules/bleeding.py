@@ -58,9 +58,10 @@ def critical_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     count = ctx.latest_valid_platelets
     newest = ctx.latest_platelets
-    # The newest count cannot be read (unknown unit, implausible value): an older usable count says
-    # nothing about now, so a critical bleed is carded with the count unknown, never left silent.
-    if newest is not None and newest.value is None:
+    # The newest count cannot be read (unknown unit, implausible value), or there is no count in the
+    # window read (none on record, none recent, none retrievable): an older usable count says nothing
+    # about now, so a critical bleed is carded with the count unknown, never left silent.
+    if newest is None or newest.value is None:
         yield _critical_bleeding_unknown_count(ctx, r)
         return
     if count is None or count.value is None or count.value >= ctx.settings.critical_bleeding_platelets:

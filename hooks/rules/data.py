@@ -159,7 +159,7 @@ def no_platelet_count(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     yield r.finding(
         Indicator.WARNING,
         "No platelet count on record: obtain a CBC before IVIG.",
-        ["Platelet count: none on record"],
+        [ctx.platelet_line()],
         [
             "IVIG dosing and urgency in thrombocytopenia depend on the platelet count and bleeding.",
             "Order a CBC now; do not delay IVIG for life-threatening bleeding.",

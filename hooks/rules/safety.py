@@ -110,7 +110,7 @@ def renal_baseline(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     latest = [m for m in (ctx.facts.creatinine, ctx.facts.egfr) if m is not None]
     evidence = [f"Latest renal result: {m.as_recorded} ({describe_instant(m.at, ctx.now)})" for m in latest] or [
-        "Creatinine/eGFR: none on record"
+        f"Creatinine/eGFR: none on record in the last {ctx.settings.renal_lab_max_age_days} days"
     ]
     yield r.finding(
         Indicator.INFO,

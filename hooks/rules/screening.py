@@ -33,13 +33,16 @@ def iga_screening(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if age_days is not None and age_days < ctx.settings.iga_screening_min_age_days:
         return  # infant: IgA is physiologically low, the result could not be interpreted
     history_known = not ctx.lacks(*MEDICATION_HISTORY)
+    years = ctx.settings.ivig_history_lookback_days / 365.25
     evidence = [
         "Serum IgA: no result on record",
-        "Prior IVIG: none on record" if history_known else "Prior IVIG: history could not be retrieved",
+        f"Prior IVIG: none on record in the last {years:.0f} years"
+        if history_known
+        else "Prior IVIG: history could not be retrieved",
     ]
     yield r.finding(
         Indicator.INFO,
-        "First IVIG and no IgA on record: draw serum IgA before the infusion.",
+        f"No IVIG in the last {years:.0f} years and no IgA on record: draw serum IgA before the infusion.",
         evidence,
         [
             "Draw the sample before the first dose: IgA in the product makes later results unreliable.",
