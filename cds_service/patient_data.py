@@ -257,21 +257,25 @@ class Gatherer:
                 self.data.fetched.add(kind.value)
 
     def _collect(self, read: _Read) -> None:
-        kind = read.need.kind
         if read.resource is not None:
             self.data.raw.append((read.origin, read.resource))
             return
         pages = read.pages
         if pages is None:
             return
+        usable = pages.reaches(read.since) or self._partial(read, pages)
+        if not usable:
+            return
         for index, entry in enumerate(pages.entries):
             resource = entry.get("resource") if isinstance(entry, Mapping) else None
             if _is_resource(resource) and resource.get("resourceType") != "OperationOutcome":
                 self.data.raw.append((f"{read.origin}.entry[{index}].resource", resource))
-        if pages.reaches(read.since):
-            return
-        # The window is not covered: the server had more pages than the bound, paging failed, or a
-        # paged prefetch came without a fhirServer to finish it from.
+
+    def _partial(self, read: _Read, pages: Pages) -> bool:
+        """Record a read that does not cover its window (more pages than the bound, paging failed, or
+        a paged prefetch without a fhirServer to finish it from). Returns whether what was read may
+        still be used."""
+        kind = read.need.kind
         if pages.pages >= self.client.max_pages:
             reason = f"the FHIR server has more than {self.client.max_pages} pages of results in the window"
             fhir_fetched.send(self.client, kind=kind, result="incomplete")
@@ -279,18 +283,20 @@ class Gatherer:
             reason = "reading the next page from the FHIR server failed"
         else:
             reason = "the prefetch was paged and no fhirServer was given to read the rest from"
+        log.info("data read in part", extra={"key": kind.value, "reason": reason})
         if read.need.lookback_days is None:
             # A whole-history kind (conditions, allergies, IgA): any entry left unread may be the one
-            # that matters (a HIT of 2019), whatever its age, so a part is no basis for advice.
+            # that matters (a HIT of 2019), so absence proves nothing; what was read is still true.
             self.data.partial.append(Partial(kind, None, reason))
             self.data.unavailable.add(kind)
-        elif pages.newest_first:
+            return True
+        if pages.newest_first:
             self.data.partial.append(Partial(kind, pages.oldest, reason))
-        else:
-            # Results not newest first: the newest may be the one missing, so nothing can be trusted.
-            self.data.partial.append(Partial(kind, None, reason + "; the server did not sort them newest first"))
-            self.data.unavailable.add(kind)
-        log.info("data read in part", extra={"key": kind.value, "reason": reason})
+            return True
+        # Results not newest first: the newest may be the one missing, so none of it can be used.
+        self.data.partial.append(Partial(kind, None, reason + "; the server did not sort them newest first"))
+        self.data.unavailable.add(kind)
+        return False
 
     def _pool(self, reads: Sequence[_Read]) -> list[Mapping[str, Any]]:
         pooled: list[Mapping[str, Any]] = []

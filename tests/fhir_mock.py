@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,8 +21,17 @@ def serve_scenario(
     base: str = BASE,
     fail: Callable[[str], tuple[int, Any] | None] | None = None,
     seen: list[Any] | None = None,
+    ignore_sort: bool = False,
 ) -> None:
-    """Answer every GET under `base` from the scenario; `fail(path)` may return (status, body) instead."""
+    """Answer every GET under `base` from the scenario, paging at `_count` as a server does.
+
+    `fail(path)` may return (status, body) instead; `ignore_sort` answers as a server that ignores
+    `_sort`: in no particular (but repeatable) order.
+    """
+    resources = scenario.resources()
+    if ignore_sort:
+        resources = list(resources)
+        random.Random(7).shuffle(resources)
 
     def answer(request: Any) -> tuple[int, dict[str, str], str]:
         relative = request.url[len(base) + 1 :]
@@ -32,7 +42,9 @@ def serve_scenario(
             if failure is not None:
                 status, body = failure
                 return status, {"Content-Type": "application/fhir+json"}, json.dumps(body)
-        result = evaluate(relative, scenario.resources())
+        if ignore_sort:
+            relative = re.sub(r"&_sort=[^&]*", "", relative)
+        result = evaluate(relative, resources, base=base)
         if result is None:
             return 404, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
         return 200, {"Content-Type": "application/fhir+json"}, json.dumps(result)

@@ -361,4 +361,17 @@ def test_hyperimmune_globulins_named_igiv_are_not_ivig(call, text):
 def test_an_unreadable_count_with_all_three_ordered_is_info(call):
     scenario = variant("P38", plt=8, plt_unit="mL", add=(_older_count(120, 5),))
     found = card(call, scenario, "critical-bleeding")
-    assert found["indicator"] == "info" and "all three ordered" in found["summary"]
+    assert found["indicator"] == "info"
+    assert "IVIG and corticosteroid and platelet transfusion ordered" in found["summary"]
+
+
+def test_an_unreadable_count_in_a_neonate_with_both_treatments_ordered_names_the_two(call):
+    """A neonate's bleed is treated with platelets and IVIG: the card must not say "all three"."""
+    born = (TODAY - timedelta(days=2)).date()
+    scenario = variant("P38", plt=8, plt_unit="mL", born=born)
+    scenario.draft_orders["entry"] = [
+        e for e in scenario.draft_orders["entry"] if "prednisone" not in e["resource"]["id"]
+    ]
+    found = card(call, scenario, "critical-bleeding")
+    assert found["indicator"] == "info"
+    assert found["summary"].endswith("IVIG and platelet transfusion ordered; count now.")

@@ -466,7 +466,11 @@ def test_missing_platelet_data_is_not_reported_as_no_platelet_count():
     assert status == 200
     rules = {code for code, _ in rule_set(body)}
     assert "data-unavailable" in rules
-    assert "no-platelet-count" not in rules and "critical-bleeding" not in rules
+    assert "no-platelet-count" not in rules
+    # The intracranial bleed is not left silent: the count is asked for, not assumed.
+    critical = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "critical-bleeding")
+    assert critical["summary"].startswith("Life-threatening bleeding, platelet counts not retrieved: count now")
+    assert "Platelet count: could not be retrieved" in critical["detail"]
 
 
 def test_an_unreadable_resource_from_the_server_is_said_on_a_card():

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from hooks import suggestions as suggest
 from hooks.citations import ASH19, ICR19, S001, S004
-from hooks.facts import Bleeding
+from hooks.facts import Bleeding, DataKind
 from hooks.findings import Finding, Indicator, Suggestion
 from hooks.orders import OrderKind
 from hooks.rules.base import Rule, RuleContext, ctcae_grade, rule
@@ -117,11 +117,23 @@ def _ordered_line(present: dict[str, bool]) -> str:
 
 
 def _critical_bleeding_unknown_count(ctx: RuleContext, r: Rule) -> Finding:
+    """A critical bleed whose current count is not known: unreadable, none in the window, or the
+    counts could not be retrieved. Each is said as it is; none is a reason for silence."""
     kinds, present = _triad(ctx)
     older = ctx.latest_valid_platelets
+    newest = ctx.latest_platelets
+    if newest is not None:
+        state, note = (
+            "newest platelet count unreadable",
+            f"Note: {ctx.platelet_problem or 'the newest count cannot be used'}",
+        )
+    elif ctx.lacks(DataKind.PLATELETS):
+        state, note = "platelet counts not retrieved", "Note: the platelet counts could not be retrieved"
+    else:
+        state, note = "no recent platelet count", "Note: no platelet count in the window read"
     evidence = [
         ctx.platelet_line(),
-        f"Note: {ctx.platelet_problem}" if ctx.platelet_problem else "Note: the newest count cannot be used",
+        note,
         ctx.platelet_line(older).replace("Platelet count:", "Older usable count:") if older else "No usable count",
         ctx.bleeding_line,
         _ordered_line(present),
@@ -134,9 +146,10 @@ def _critical_bleeding_unknown_count(ctx: RuleContext, r: Rule) -> Finding:
     ]
     cut = ctx.settings.critical_bleeding_platelets
     if all(present.values()):  # treatment is in hand: what is left is the count
-        summary = "Life-threatening bleeding, newest platelet count unreadable: all three ordered; count now."
-        return r.finding(Indicator.INFO, summary, evidence, advice)
-    summary = f"Life-threatening bleeding, newest platelet count unreadable: count now; treat if below {cut:g}."
+        ordered = " and ".join(present)
+        summary = f"Life-threatening bleeding, {state}: {ordered} ordered; count now."
+        return r.finding(Indicator.INFO, summary[:140], evidence, advice)
+    summary = f"Life-threatening bleeding, {state}: count now; treat if below {cut:g}."
     return r.finding(Indicator.CRITICAL, summary, evidence, advice, _suggest_missing(ctx, kinds))
 
 
