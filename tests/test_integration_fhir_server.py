@@ -10,12 +10,15 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 import fhir_fixtures
+from cds_service.prefetch import render
+from fhir_fixtures import realistic
 from tests.conftest import SELECT, SIGN, check_response, make_app, rule_set
 from tests.processes import free_port, wait_ready
 from tests.variants import without_included_medications
@@ -28,8 +31,9 @@ def _sekmet_command() -> list[str] | None:
     return [exe] if Path(exe).exists() else None
 
 
-@pytest.fixture(scope="module")
-def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def sekmet_server(tmp_path_factory: pytest.TempPathFactory, scenarios: list[fhir_fixtures.Scenario]) -> Iterator[str]:
+    """A real sekmet-fhir process on a free port, loaded with `scenarios` by transaction."""
     command = _sekmet_command()
     if command is None:
         if os.environ.get("CI"):
@@ -50,12 +54,12 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         if not wait_ready(process, f"{base}/metadata", timeout=60):
             pytest.fail(f"sekmet did not become ready within 60 s: {(workdir / 'server.log').read_text()[-2000:]}")
-        for scenario in fhir_fixtures.all_scenarios():
+        for scenario in scenarios:
             response = requests.post(
                 base,
                 json=scenario.transaction(),
                 headers={"Content-Type": "application/fhir+json"},
-                timeout=30,
+                timeout=120,
             )
             assert response.status_code in (200, 201), (
                 f"{scenario.id}: {response.status_code} {response.text[:300]}"
@@ -68,6 +72,12 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with sekmet_server(tmp_path_factory, list(fhir_fixtures.all_scenarios())) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +122,50 @@ def test_medications_the_client_did_not_include_are_read_from_the_real_server(fh
     assert response.status_code == 200
     assert ("duplicate-ivig", "warning") in rule_set(body)
     assert all(c["source"]["topic"]["code"] != "data-unavailable" for c in body["cards"])
+
+
+# --- charts the size of real ones, paged by the real server --------------------------------------
+
+REALISTIC = {name: make() for name, make in realistic.REALISTIC.items()}
+
+
+@pytest.fixture(scope="module")
+def realistic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second sekmet process holding the realistic charts (hundreds of resources each)."""
+    with sekmet_server(tmp_path_factory, list(REALISTIC.values())) as base:
+        yield base
+
+
+def client_prefetch(base: str, scenario: fhir_fixtures.Scenario, hook: str) -> dict:
+    """A request whose prefetch a CDS client filled by running the discovery templates against the real
+    server: each search's first page, with the server's own `next` link when it paged."""
+    request = scenario.fetch_request(base, hook=hook)
+    request["prefetch"] = {}
+    for key, template in SIGN.prefetch.items():
+        query = render(template, request["context"])
+        response = requests.get(f"{base}/{query}", headers={"Accept": "application/fhir+json"}, timeout=30)
+        request["prefetch"][key] = response.json() if response.status_code == 200 else None
+    return request
+
+
+@pytest.mark.parametrize("name", sorted(REALISTIC))
+def test_a_realistic_chart_gets_its_scenarios_cards_in_both_data_modes(name, realistic_server):
+    scenario = REALISTIC[name]
+    client = make_app(
+        fhir_allowlist=[realistic_server], fhir_allow_http=True, fhir_read_timeout=20, fhir_total_timeout=40
+    ).test_client()
+    expected = {(e.rule, e.indicator) for e in scenario.expected}
+    for service in (SIGN, SELECT):
+        prefetched = client_prefetch(realistic_server, scenario, service.hook)
+        fetched = scenario.fetch_request(realistic_server, hook=service.hook)
+        for mode, request in (("prefetch paged by the server", prefetched), ("fetched", fetched)):
+            response = client.post(f"/cds-services/{service.id}", json=request)
+            body = check_response(response)
+            assert response.status_code == 200, (mode, body)
+            assert rule_set(body) == expected, (name, service.hook, mode)
+
+
+def test_the_chronic_charts_prefetch_really_is_paged_by_the_server(realistic_server):
+    request = client_prefetch(realistic_server, REALISTIC["chronic-itp"], "order-sign")
+    platelets = request["prefetch"]["platelets"]
+    assert len(platelets["entry"]) == 100 and any(link["relation"] == "next" for link in platelets["link"])
