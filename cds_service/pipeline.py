@@ -29,7 +29,7 @@ from cds_service.fhir_client import FhirClient
 from cds_service.patient_data import fetch_medications, gather
 from hooks.cards import render
 from hooks.data_needs import READ_ELEMENTS, data_needs, prefetch_templates
-from hooks.drafts import DraftSet, ForeignDraftError, read_drafts
+from hooks.drafts import DraftSet, ForeignDraftError, UnknownSelectionError, check_drafts, may_be_judged, read_drafts
 from hooks.facts import DataKind
 from hooks.fhir_model import Repair, Resource, preload, read_resource
 from hooks.findings import Finding
@@ -38,7 +38,6 @@ from hooks.services import (
     SERVICES,
     HookCall,
     ServiceDefinition,
-    UnknownSelectionError,
     classify_drafts,
     in_scope,
     judge,
@@ -137,6 +136,7 @@ class Pipeline:
         preload()
         for name in ("cds-request.json", *protocol.CONTEXT_SCHEMAS.values()):
             protocol.validator(name)
+            protocol.compiled(name)
 
     def discovery(self) -> dict[str, Any]:
         return {"services": [s.discovery(self.templates) for s in self.services.values()]}
@@ -188,23 +188,29 @@ class Pipeline:
         context = body["context"]
         now = self.clock()
         try:
-            drafts = read_drafts(context)
-        except ForeignDraftError as error:
+            check_drafts(context)
+        except (ForeignDraftError, UnknownSelectionError) as error:
             raise UnprocessableError(str(error)) from None
+        if not self._may_be_judged(context):
+            return  # {"cards": []}: nothing read, nothing parsed
+        drafts = read_drafts(context)
         outcome.repairs.extend(drafts.repairs)
         medications, unread = self._draft_medications(drafts, body, outcome)
         call = HookCall(
             hook=service.hook, context=context, drafts=drafts.drafts, medications=medications, unread_medications=unread
         )
-        try:
-            targets = targets_of(call, classify_drafts(call, self.settings.rules))
-        except UnknownSelectionError as error:
-            raise UnprocessableError(str(error)) from None
+        targets = targets_of(call, classify_drafts(call, self.settings.rules))
         if judged(targets):
             call = self._with_record(call, body, now, outcome)
         if in_scope(targets):
             _, outcome.findings = judge(call, settings=self.settings.rules, now=now)
             outcome.cards = render(outcome.findings, self.new_uuid)
+
+    def _may_be_judged(self, context: dict[str, Any]) -> bool:
+        """False when no draft can be an order this service judges, checked on raw JSON."""
+        local = frozenset(tuple(code.rsplit("|", 1)) for code in self.settings.rules.platelet_transfusion_codes)
+        entries = context["draftOrders"].get("entry") or ()
+        return any(may_be_judged(e.get("resource"), local) for e in entries if isinstance(e, dict))  # type: ignore[arg-type]
 
     def _with_record(self, call: HookCall, body: dict[str, Any], now: datetime, outcome: Outcome) -> HookCall:
         """The call with the patient's record: gathered raw, then selected and parsed."""

@@ -62,7 +62,7 @@ class Draft:
 
     @property
     def reference(self) -> str | None:
-        """"MedicationRequest/abc": how the EHR knows the draft (and names it in `selections`)."""
+        """ "MedicationRequest/abc": how the EHR knows the draft (and names it in `selections`)."""
         ident = self.raw.get("id") if isinstance(self.raw, Mapping) else None
         return f"{self.resource_type}/{ident}" if self.resource_type and isinstance(ident, str) and ident else None
 
@@ -84,7 +84,7 @@ class DraftSet:
         return {d.reference: d for d in self.drafts if d.resource_type == "Medication" and d.reference}
 
     def referenced_medications(self) -> set[str]:
-        """"Medication/x" references of order drafts that the bundle itself does not hold."""
+        """ "Medication/x" references of order drafts that the bundle itself does not hold."""
         held = set(self.medications())
         wanted = set()
         for draft in self.drafts:
@@ -100,7 +100,7 @@ class DraftSet:
 def read_drafts(context: Mapping[str, Any]) -> DraftSet:
     """Every draft of `context.draftOrders`, each read on its own (see the module docstring).
 
-    Raises ForeignDraftError for a draft whose subject is another patient.
+    `check_drafts` is the protocol's check of the same drafts.
     """
     patient = f"Patient/{context['patientId']}"
     drafts = []
@@ -114,12 +114,41 @@ def read_drafts(context: Mapping[str, Any]) -> DraftSet:
         )
         reads = DRAFT_READS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
         reading = read_resource(raw, where=where, reads=reads, defaults=defaults)
-        subject = (reading.data.get("subject") or raw.get("subject")) if kind in ORDER_TYPES else None
-        target = subject.get("reference") if isinstance(subject, Mapping) else None
-        if isinstance(target, str) and target != patient and not target.endswith("/" + patient):
-            raise ForeignDraftError(f"{where}: the order's subject is not context.patientId")
         drafts.append(Draft(index, raw, reading))
     return DraftSet(tuple(drafts))
+
+
+def check_drafts(context: Mapping[str, Any]) -> None:
+    """The protocol's own demands on the drafts, checked on raw JSON before anything is read.
+
+    Raises ForeignDraftError for an order whose subject is another patient (it would be judged
+    against the wrong chart), and UnknownSelectionError for an order-select selection that names no
+    draft (it cannot be judged at all). A subject that is not a reference is read later, and
+    completed from the hook like a missing one.
+    """
+    patient = f"Patient/{context['patientId']}"
+    known = set()
+    for index, entry in enumerate(context["draftOrders"].get("entry") or []):
+        raw = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(raw, Mapping):
+            continue
+        subject = raw.get("subject")
+        target = subject.get("reference") if isinstance(subject, Mapping) else None
+        foreign = isinstance(target, str) and target != patient and not target.endswith("/" + patient)
+        if raw.get("resourceType") in ORDER_TYPES and foreign:
+            raise ForeignDraftError(
+                f"context.draftOrders.entry[{index}].resource: the order's subject is not context.patientId"
+            )
+        kind, ident = raw.get("resourceType"), raw.get("id")
+        if isinstance(kind, str) and isinstance(ident, str):
+            known.add(f"{kind}/{ident}")
+    unknown = [s for s in context.get("selections") or () if s not in known]
+    if unknown:
+        raise UnknownSelectionError(f"selections not found in draftOrders: {', '.join(map(str, unknown))}")
+
+
+class UnknownSelectionError(ValueError):
+    """An order-select `selections` entry names no resource in `draftOrders`."""
 
 
 # --- hints: may an order this service cannot read be one it judges? ---------------------------
@@ -163,6 +192,43 @@ _HINT_CODINGS = frozenset(
     | {(t.RXNORM, code) for code in t.HEPARIN_RXNORM}
     | {(t.PLATELET_TRANSFUSION.system, t.PLATELET_TRANSFUSION.code)}
 )
+
+
+# --- the fast path: a call with no order this service judges -----------------------------------
+
+_TARGET_WORDS = (
+    *t.IVIG_PRODUCT_NAMES,
+    *t.SUBCUTANEOUS_IG_NAMES,
+    *t.GENERIC_IG_NAMES,
+    *t.LMWH_NAMES,
+)
+_TARGET_CODINGS = _HINT_CODINGS | {(t.RXNORM, code) for code in t.IVIG_RXNORM}
+
+
+def may_be_judged(raw: object, local_platelet_codes: frozenset[tuple[str, str]] = frozenset()) -> bool:
+    """Whether a draft, as raw JSON, could be an order this service judges (IVIG, subcutaneous Ig, a
+    platelet transfusion, heparin) or one it must say it could not read.
+
+    A superset of what `orders.classify_draft` finds, checked without parsing: the most common call an
+    EHR makes (an antibiotic, a diet) then costs the envelope check and this, nothing more. A draft
+    that names its medication only by reference may be anything until the reference is read.
+    tests/test_drafts.py holds this and the classifier together.
+    """
+    if not isinstance(raw, Mapping):
+        return False
+    kind = raw.get("resourceType")
+    if kind == "ServiceRequest":
+        codings = set(raw_codings(raw.get("code")))
+        return bool(codings & ({(t.PLATELET_TRANSFUSION.system, t.PLATELET_TRANSFUSION.code)} | local_platelet_codes))
+    if kind != "MedicationRequest":
+        return False
+    if "medicationReference" in raw:
+        return True
+    concept = raw.get("medicationCodeableConcept")
+    if set(raw_codings(concept)) & _TARGET_CODINGS:
+        return True
+    text = json.dumps(raw).lower()  # the whole draft: its own words may say what an unreadable draft is
+    return any(word in text for word in _TARGET_WORDS) or bool(t.standalone_words(text) & set(t.IG_ABBREVIATIONS))
 
 
 def unread_orders(drafts: Sequence[Draft]) -> list[Draft]:

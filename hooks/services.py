@@ -24,11 +24,6 @@ from hooks.rules import RuleContext, evaluate
 from hooks.rules.data import unread_order_findings
 from hooks.settings import DEFAULT_SETTINGS, RuleSettings
 
-
-class UnknownSelectionError(ValueError):
-    """An order-select `selections` entry names no resource in `draftOrders`."""
-
-
 #: The prefetch templates of the default settings, CDS Hooks 2.0 tokens only (`hooks/data_needs.py`
 #: derives them; a deployment's own settings may change the windows, see `Pipeline`).
 PREFETCH: dict[str, str] = prefetch_templates(DEFAULT_SETTINGS, date_tokens=False)
@@ -158,14 +153,13 @@ def _unresolved_medication(draft: Draft, medications: Mapping[str, Resource]) ->
 
 
 def targets_of(call: HookCall, drafts: Sequence[DraftOrder]) -> tuple[DraftOrder, ...]:
-    """The orders to judge: order-select's selections, or every draft for order-sign."""
+    """The orders to judge: order-select's selections, or every draft for order-sign.
+
+    That every selection names a draft is the protocol's check (`drafts.check_drafts`), made once.
+    """
     if call.hook != "order-select":
         return tuple(drafts)
-    selections = list(call.context.get("selections") or [])
-    known = {d.reference for d in drafts} | {d.reference for d in call.drafts if d.reference}
-    unknown = [s for s in selections if s not in known]
-    if unknown:
-        raise UnknownSelectionError(f"selections not found in draftOrders: {', '.join(unknown)}")
+    selections = set(call.context.get("selections") or ())
     return tuple(d for d in drafts if d.reference in selections)
 
 

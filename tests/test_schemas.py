@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from cds_service import protocol
+
 SCHEMA_DIR = Path(__file__).parents[1] / "cds_service" / "schemas"
 SCHEMA_NAMES = (
     "cds-request.json",
@@ -52,6 +54,7 @@ def assert_valid(name: str, instance: Any) -> None:
     for with_formats in (True, False):
         messages = error_messages(name, instance, with_formats)
         assert messages == [], f"{name} (formats={with_formats}) rejected a valid example: {messages}"
+    assert protocol.compiled(name).is_valid(instance), f"{name}: the compiled validator rejected a valid example"
 
 
 def assert_invalid(name: str, instance: Any) -> None:
@@ -59,6 +62,8 @@ def assert_invalid(name: str, instance: Any) -> None:
         assert error_messages(name, instance, with_formats), (
             f"{name} (formats={with_formats}) accepted an invalid example"
         )
+    # The service's fast path: a body the compiled validator accepts is never checked again.
+    assert not protocol.compiled(name).is_valid(instance), f"{name}: the compiled validator accepted an invalid example"
 
 
 # --------------------------------------------------------------------------- example payloads

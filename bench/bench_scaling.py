@@ -1,0 +1,264 @@
+"""How the cost of a call follows the clinical window, not the length of the history; and throughput
+against a bare Flask floor. Every figure is measured in this run, beside its baseline.
+
+    python bench/bench_scaling.py [--calls 30] [--duration 10] [--skip-latency] [--skip-throughput]
+
+1. Latency of one call for a chronic ITP chart (`fhir_fixtures.realistic`) with 10, 100, 1 000 and
+   5 000 platelet counts (one every 3 days), loaded into a real FHIR server (sekmet-fhir). Two data
+   modes: the prefetch a client fills from the server's first page (with its `next` link), and no
+   prefetch at all (the service reads everything itself). Baseline: the 10-count chart.
+2. Throughput through gunicorn (`ivig-cds serve`: 2 workers × 4 threads), driven by `wrk` with 8
+   connections, for an IVIG call (P01: critical bleeding) and a call with no order this service
+   judges (P35: amoxicillin, the same prefetch), against `bench/floor_app.py` (Flask parsing the same
+   body) under the same gunicorn settings in the same run. Needs `wrk` (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+
+import fhir_fixtures  # noqa: E402
+from cds_service.prefetch import render  # noqa: E402
+from fhir_fixtures import realistic  # noqa: E402
+from hooks.services import SERVICES  # noqa: E402
+from tests.processes import free_port, running_service, tool, wait_ready  # noqa: E402
+
+SIGN = next(s for s in SERVICES if s.hook == "order-sign")
+COUNTS = (10, 100, 1000, 5000)
+
+
+@contextmanager
+def fhir_server(workdir: Path) -> Any:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    env = dict(os.environ, SEKMET_DB=str(workdir / "fhir.db"), SEKMET_BASE_URL=base)
+    with (workdir / "sekmet.log").open("wb") as log:
+        server = subprocess.Popen(
+            [tool("sekmet"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            if not wait_ready(server, f"{base}/metadata", timeout=60):
+                raise SystemExit("sekmet-fhir did not start (pip install -e '.[test]')")
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def client_prefetch(base: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The prefetch a client fills from the server: each template's first page, with its `next` link."""
+    prefetch = {}
+    for key, template in SIGN.prefetch.items():
+        response = requests.get(f"{base}/{render(template, request['context'])}", timeout=60)
+        prefetch[key] = response.json() if response.status_code == 200 else None
+    return {**request, "prefetch": prefetch}
+
+
+def timed_calls(url: str, body: bytes, calls: int) -> list[float]:
+    session = requests.Session()
+    timings = []
+    for _ in range(calls + 3):
+        started = time.perf_counter()
+        response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+        codes = {c["source"]["topic"]["code"] for c in response.json()["cards"]}
+        if "critical-bleeding" not in codes:
+            raise SystemExit(f"the chronic chart lost its critical card: {sorted(codes)}")
+    return timings[3:]  # the first calls warm the worker
+
+
+def latency(calls: int) -> None:
+    print(f"\n1. One call, chronic ITP chart, median / p95 of {calls} calls (ms), against the 10-count chart")
+    print(f"{'platelet counts':>16} {'resources':>10} {'prefetch paged by server':>26} {'fetched (no prefetch)':>24}")
+    with tempfile.TemporaryDirectory() as workdir, fhir_server(Path(workdir)) as base:
+        charts = {n: realistic.chronic_itp(counts=n).rebased(datetime.now(UTC)) for n in COUNTS}
+        for chart in charts.values():
+            requests.post(base, json=chart.transaction(), timeout=600).raise_for_status()
+        env = dict(
+            os.environ,
+            IVIG_CDS_AUTH="off",
+            IVIG_CDS_DATABASE_URL=f"sqlite:///{workdir}/audit.db",
+            IVIG_CDS_FHIR_ALLOWLIST=base,
+            IVIG_CDS_FHIR_ALLOW_HTTP="true",
+            IVIG_CDS_FHIR_TOTAL_TIMEOUT="30",
+            IVIG_CDS_FHIR_READ_TIMEOUT="20",
+            IVIG_CDS_LOG_LEVEL="WARNING",
+        )
+        with running_service(Path(workdir), env, workers=1) as service:
+            url = f"{service}/cds-services/{SIGN.id}"
+            baseline: dict[str, float] = {}
+            for n, chart in charts.items():
+                fetched = chart.fetch_request(base)
+                modes = {"paged": client_prefetch(base, fetched), "fetched": fetched}
+                cells = []
+                for mode, request in modes.items():
+                    timings = timed_calls(url, json.dumps(request).encode(), calls)
+                    median = statistics.median(timings)
+                    p95 = statistics.quantiles(timings, n=20)[18]
+                    baseline.setdefault(mode, median)
+                    cells.append(f"{median:7.1f} / {p95:6.1f} ({median / baseline[mode]:4.2f}×)")
+                print(f"{n:>16} {len(chart.resources()):>10} {cells[0]:>26} {cells[1]:>24}")
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+"""
+
+
+def wrk(url: str, body_path: str, duration: int, script: str) -> tuple[float, float, float]:
+    """(requests/s, median ms, p99 ms) of `wrk -t2 -c8 --latency`."""
+    result = subprocess.run(
+        ["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", "-s", script, url],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, BENCH_BODY=body_path),
+        check=True,
+    )
+    out = result.stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"{url}: non-2xx answers under load:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return rate, percentile("50"), percentile("99")
+
+
+@contextmanager
+def floor_server(workdir: Path, workers: int, threads: int) -> Any:
+    port = free_port()
+    with (workdir / "floor.log").open("wb") as log:
+        server = subprocess.Popen(
+            [
+                tool("gunicorn"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--worker-class",
+                "gthread",
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "20",
+                "bench.floor_app:app",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    requests.post(f"{base}/cds-services/x", json={}, timeout=0.5)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.05)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def throughput(duration: int) -> None:
+    if shutil.which("wrk") is None:
+        print("\n2. Throughput: skipped, wrk is not installed (Debian: apt-get install wrk)")
+        return
+    workers, threads = 2, 4
+    print(
+        f"\n2. Throughput through gunicorn ({workers} workers × {threads} threads, gthread), wrk 2 threads × 8 "
+        f"connections, {duration} s each, {os.cpu_count()} cores; the floor is bench/floor_app.py"
+    )
+    print(f"{'call':<44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'of floor':>9}")
+    now = datetime.now(UTC)
+    bodies = {
+        sid: json.dumps(fhir_fixtures.load(sid).rebased(now).prefetch_request(SIGN.prefetch)).encode()
+        for sid in ("P01", "P35")
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        folder = Path(workdir)
+        script = folder / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        for sid, body in bodies.items():
+            (folder / f"{sid}.json").write_bytes(body)
+        env = dict(
+            os.environ,
+            IVIG_CDS_AUTH="off",
+            IVIG_CDS_DATABASE_URL=f"sqlite:///{workdir}/audit.db",
+            IVIG_CDS_LOG_LEVEL="WARNING",
+        )
+        rows = []
+        with floor_server(folder, workers, threads) as floor:
+            for sid in bodies:
+                wrk(f"{floor}/cds-services/{SIGN.id}", str(folder / f"{sid}.json"), 2, str(script))  # warm up
+                rows.append(
+                    (
+                        f"floor: Flask parses the {sid} body",
+                        *wrk(f"{floor}/cds-services/{SIGN.id}", str(folder / f"{sid}.json"), duration, str(script)),
+                    )
+                )
+        floors = {sid: rows[i][1] for i, sid in enumerate(bodies)}
+        with running_service(folder, env, workers=workers) as service:
+            url = f"{service}/cds-services/{SIGN.id}"
+            for sid, label in (
+                ("P01", "IVIG call (P01, critical bleeding)"),
+                ("P35", "non-target call (P35, amoxicillin)"),
+            ):
+                wrk(url, str(folder / f"{sid}.json"), 2, str(script))  # warm every worker
+                rate, p50, p99 = wrk(url, str(folder / f"{sid}.json"), duration, str(script))
+                rows.append((label, rate, p50, p99, f"{rate / floors[sid]:6.0%}"))
+        for row in rows:
+            label, rate, p50, p99 = row[:4]
+            share = row[4] if len(row) > 4 else "  100%"
+            print(f"{label:<44} {rate:8.0f} {p50:7.1f} {p99:7.1f} {share:>9}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=30, help="calls per chart and mode in part 1 (default 30)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per row in part 2 (default 10)")
+    parser.add_argument("--skip-latency", action="store_true", help="skip part 1")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip part 2")
+    args = parser.parse_args()
+    if not args.skip_latency:
+        latency(args.calls)
+    if not args.skip_throughput:
+        throughput(args.duration)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
