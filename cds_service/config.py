@@ -53,6 +53,11 @@ class Settings:
     metrics: bool = True  # serve Prometheus metrics at GET /metrics (off: 404)
     metrics_token: str | None = field(default=None, repr=False)  # if set, /metrics needs this Bearer token
     rules: RuleSettings = field(default_factory=RuleSettings)
+    # How `ivig-cds serve` runs (cds_service/server.py); its --host/--port/--workers/--threads win.
+    host: str = "127.0.0.1"  # address to bind (the Docker image: 0.0.0.0)
+    port: int = 8080  # the health check and probes follow it
+    workers: int = 0  # gunicorn worker processes; 0: WEB_CONCURRENCY if set, else 2
+    threads: int = 4  # threads per worker
 
     def __post_init__(self) -> None:
         if self.auth not in ("jwt", "off"):
@@ -88,6 +93,8 @@ class Settings:
         token = self.metrics_token
         if token is not None and (len(token) < 16 or not all("!" <= c <= "~" for c in token)):
             raise ConfigError(f"{PREFIX}METRICS_TOKEN must be at least 16 visible ASCII characters (no spaces)")
+        if not self.host or not 0 < self.port < 65536 or self.workers < 0 or self.threads < 1:
+            raise ConfigError(f"{PREFIX}HOST must be set, {PREFIX}PORT 1-65535, WORKERS ≥0 and THREADS ≥1")
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
