@@ -3,7 +3,9 @@
 # No "# syntax" line: the builder's own Dockerfile frontend is used, so a build fetches nothing
 # before the base image. The base is named by digest; build on a newer patch release, or on a copy
 # in a private registry, with --build-arg PYTHON_IMAGE=<name>@sha256:<digest>. Python 3.11 is the
-# version CI tests. Runtime dependencies come from requirements.lock (hashes checked, wheels only).
+# version CI tests. Runtime dependencies come from requirements.lock (hashes checked, wheels only),
+# from PyPI or from the index a pip.conf passed as a build secret names (never stored in a layer):
+#   docker build --secret id=pip.conf,src=$HOME/.config/pip/pip.conf .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # --- base: the interpreter and what every stage shares --------------------------------------------
@@ -16,7 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # --- deps: the locked dependencies in /opt/venv; rebuilt only when requirements.lock changes -------
 FROM base AS deps
 COPY requirements.lock /opt/requirements.lock
-RUN python -m venv --without-pip /opt/venv \
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    python -m venv --without-pip /opt/venv \
     && python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-deps --require-hashes \
         --only-binary=:all: --requirement /opt/requirements.lock
 
@@ -24,7 +27,8 @@ RUN python -m venv --without-pip /opt/venv \
 FROM deps AS build
 WORKDIR /src
 COPY requirements-build.lock ./
-RUN python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-deps --require-hashes \
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-deps --require-hashes \
         --only-binary=:all: --requirement requirements-build.lock
 COPY pyproject.toml README.md ./
 COPY cds_service ./cds_service

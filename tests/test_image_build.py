@@ -116,6 +116,13 @@ def test_dependencies_install_from_the_lock_in_their_own_layer_before_any_source
     assert "--no-build-isolation" in _run_lines(build)[-1]  # the locked setuptools, not a fresh download
 
 
+def test_a_private_index_comes_from_a_build_secret_never_from_an_arg_or_env():
+    installs = [r for s in DOCKERFILE.stages for r in _run_lines(s) if "--require-hashes" in r]  # what downloads
+    assert installs and all(r.startswith("--mount=type=secret,id=pip.conf,target=/etc/pip.conf ") for r in installs)
+    declared = [i.args for s in DOCKERFILE.stages for i in s.all("ARG") + s.all("ENV")]
+    assert not any("INDEX" in text or "PIP_CONFIG" in text for text in declared)
+
+
 def test_no_wheel_or_build_tool_is_shipped_in_a_layer():
     for instruction in RUNTIME.instructions:
         assert ".whl" not in instruction.args and "wheel" not in instruction.args.lower(), instruction
