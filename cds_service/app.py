@@ -49,7 +49,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Order matters: request ids first, then CORS preflight (unauthenticated), then the JWT guard.
     observability.init_app(app)
     cors.init_app(app, settings.cors_origins)
-    auth.init_app(app, settings, session)
+    store = storage.init_app(app, settings)  # adds the "database" readiness check
+    auth.init_app(app, settings, store, session)  # the jti replay window lives in the database
 
     executor = ThreadPoolExecutor(max_workers=settings.fhir_workers, thread_name_prefix="fhir")
     atexit.register(executor.shutdown, wait=False, cancel_futures=True)
@@ -65,10 +66,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     pipeline = Pipeline(settings, client, executor, clock)
     pipeline.warm_up()
     app.extensions["ivig_cds.pipeline"] = pipeline
-    app.extensions["ivig_cds.readiness"] = {
-        "rules_loaded": lambda: bool(app.extensions["ivig_cds.pipeline"].services)
-    }
-    store = storage.init_app(app, settings)  # adds the "database" readiness check
+    app.extensions["ivig_cds.readiness"]["rules_loaded"] = lambda: bool(app.extensions["ivig_cds.pipeline"].services)
     audit.init_app(app, settings, store)
     feedback.init_app(app)
     metrics.init_app(app, settings, metrics_registry)

@@ -24,6 +24,7 @@ from cds_service.jwt_auth import (
     load_issuers,
 )
 from cds_service.replay import make_jti_cache
+from cds_service.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,11 @@ NO_PUBLIC_BASE_URL_WARNING = (
 )
 
 
-def init_app(app: Flask, settings: Settings, session: requests.Session | None = None) -> None:
-    """Install the JWT guard (or log loudly that there is none). Bad configuration raises ConfigError."""
+def init_app(app: Flask, settings: Settings, storage: Storage, session: requests.Session | None = None) -> None:
+    """Install the JWT guard (or log loudly that there is none). Bad configuration raises ConfigError.
+
+    `storage` holds the `jti` replay window unless `IVIG_CDS_JTI_CACHE_URL` names a Redis.
+    """
     if settings.auth == "off":
         log.warning(LOCAL_DEVELOPMENT_WARNING)
         return
@@ -67,12 +71,13 @@ def init_app(app: Flask, settings: Settings, session: requests.Session | None = 
             refresh_interval=settings.jwks_refresh_interval,
             max_age=settings.jwks_max_age,
         ),
-        make_jti_cache(settings.jti_cache_url, settings.jti_cache_size),
+        make_jti_cache(settings.jti_cache_url, storage),
         algorithms=check_algorithms(settings.jwt_algorithms),
         leeway=settings.jwt_leeway,
         max_lifetime=settings.jwt_max_lifetime,
     )
     app.extensions["ivig_cds.jwt"] = verifier
+    app.extensions["ivig_cds.replay"] = verifier.replay
     app.before_request(_authenticate)
     app.register_error_handler(TokenRejectedError, _refused)
 

@@ -1,6 +1,6 @@
 """`ivig-cds`: run the service, and work with the scenario fixtures.
 
-    ivig-cds serve [--host H] [--port P] [--workers N] [--threads T]
+    ivig-cds serve [--host H] [--port P] [--workers N] [--threads T]   (or IVIG_CDS_HOST, _PORT, ...)
     ivig-cds fixture list
     ivig-cds fixture request P01 [--hook order-select|order-sign] [--as-of-now]
     ivig-cds fixture transaction P01
@@ -18,52 +18,33 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
+    import os
 
-    from cds_service import metrics
+    from cds_service import metrics, server
     from cds_service.app import create_app
     from cds_service.config import ConfigError, load_settings
 
     try:
-        metrics_on = load_settings().metrics
+        settings = load_settings()
+        options = server.serve_options(
+            settings, os.environ, host=args.host, port=args.port, workers=args.workers, threads=args.threads
+        )
     except ConfigError as error:
         print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
         return 2
 
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("timeout", 30)
-            self.cfg.set("graceful_timeout", 20)
-            self.cfg.set("accesslog", None)  # the app logs requests itself, without patient data
-            self.cfg.set("worker_exit", _drain_audit)  # a worker's queued audit rows are written before it exits
-            self.cfg.set("child_exit", metrics.child_exit)  # prometheus_client's bookkeeping for a gone worker
-
-        def load(self) -> Any:
-            return app
-
     # The workers' shared metrics directory must exist before the app (and its metrics) is built.
-    with metrics.multiprocess_directory(metrics_on):
+    with metrics.multiprocess_directory(settings.metrics):
         try:
             app = create_app()
         except ConfigError as error:
             print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
             return 2
-        Server().run()
+        server.run(app, options)
     return 0
-
-
-def _drain_audit(_server: Any, _worker: Any) -> None:
-    from cds_service.audit import drain_all
-
-    drain_all()
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -209,11 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ivig-cds", description="IVIG and platelet CDS Hooks service")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the service with gunicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=4)
+    serve = commands.add_parser("serve", help="run the service with gunicorn (see cds_service/server.py)")
+    serve.add_argument("--host", help="default: IVIG_CDS_HOST, else 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: IVIG_CDS_PORT, else 8080")
+    serve.add_argument("--workers", type=int, help="default: IVIG_CDS_WORKERS, else WEB_CONCURRENCY, else 2")
+    serve.add_argument("--threads", type=int, help="default: IVIG_CDS_THREADS, else 4")
     serve.set_defaults(run=_serve)
 
     fixture = commands.add_parser("fixture", help="print a scenario as a CDS Hooks request or FHIR transaction")

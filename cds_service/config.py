@@ -43,8 +43,7 @@ class Settings:
     jwt_max_lifetime: int = 3600  # seconds from iat to exp; bounds the jti replay window
     jwks_refresh_interval: float = 30.0  # seconds: least time between two fetches of one JWKS URL
     jwks_max_age: float = 3600.0  # seconds a fetched JWKS is trusted before it is fetched again
-    jti_cache_url: str | None = None  # redis://... to share the jti replay cache; in-process if unset
-    jti_cache_size: int = 100_000  # entries in the in-process jti replay cache
+    jti_cache_url: str | None = None  # redis://... for the jti replay window; unset: the service's database
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /cds-services (e.g. a sandbox)
     database_url: str = "sqlite:///ivig-cds.db"  # SQLAlchemy URL: SQLite file, or postgresql+psycopg://
     database_timeout: float = 5.0  # seconds to connect, or to wait for a locked SQLite file
@@ -57,6 +56,11 @@ class Settings:
     # Advertise CDS Hooks 3.0 date tokens (`{{today() - 90 days}}`) in the discovery prefetch, so a
     # client that resolves them sends only the window the rules read. Off: CDS Hooks 2.0 tokens only.
     prefetch_date_tokens: bool = False
+    # How `ivig-cds serve` runs (cds_service/server.py); its --host/--port/--workers/--threads win.
+    host: str = "127.0.0.1"  # address to bind (the Docker image: 0.0.0.0)
+    port: int = 8080  # the health check and probes follow it
+    workers: int = 0  # gunicorn worker processes; 0: WEB_CONCURRENCY if set, else 2
+    threads: int = 4  # threads per worker
 
     def __post_init__(self) -> None:
         if self.auth not in ("jwt", "off"):
@@ -81,8 +85,8 @@ class Settings:
                 raise ConfigError(f"{PREFIX}PUBLIC_BASE_URL must be an absolute http(s) URL without query")
         if not 0 <= self.jwt_leeway <= 300 or self.jwt_max_lifetime < 1:
             raise ConfigError(f"{PREFIX}JWT_LEEWAY must be 0 to 300 seconds and JWT_MAX_LIFETIME positive")
-        if self.jwks_refresh_interval < 0 or self.jwks_max_age <= 0 or self.jti_cache_size < 1:
-            raise ConfigError("JWKS_REFRESH_INTERVAL ≥0, JWKS_MAX_AGE >0 and JTI_CACHE_SIZE ≥1 are required")
+        if self.jwks_refresh_interval < 0 or self.jwks_max_age <= 0:
+            raise ConfigError("JWKS_REFRESH_INTERVAL ≥0 and JWKS_MAX_AGE >0 are required")
         if not self.database_url or not self.database_url.startswith(("sqlite:", "postgresql", "postgres:")):
             raise ConfigError(f"{PREFIX}DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
         if self.database_timeout <= 0 or self.audit_queue_size < 1:
@@ -92,6 +96,8 @@ class Settings:
         token = self.metrics_token
         if token is not None and (len(token) < 16 or not all("!" <= c <= "~" for c in token)):
             raise ConfigError(f"{PREFIX}METRICS_TOKEN must be at least 16 visible ASCII characters (no spaces)")
+        if not self.host or not 0 < self.port < 65536 or self.workers < 0 or self.threads < 1:
+            raise ConfigError(f"{PREFIX}HOST must be set, {PREFIX}PORT 1-65535, WORKERS ≥0 and THREADS ≥1")
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:

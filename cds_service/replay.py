@@ -1,30 +1,45 @@
-"""The `jti` replay cache: each CDS client JWT is accepted once within its lifetime.
+"""The `jti` replay window: each CDS client JWT is accepted once, by every worker and replica.
 
-Why: CDS Hooks 2.0 asks services to refuse a replayed token (same `iss` and `jti`). A token seen
-once is remembered until its `exp` (plus leeway) has passed; after that the signature check refuses
-it anyway. One process remembers in memory (bounded, so a flood of valid tokens cannot exhaust it);
-several replicas share a Redis by `IVIG_CDS_JTI_CACHE_URL=redis://...`, else a token replayed to
-another replica would pass.
+Why: CDS Hooks 2.0 ("Trusting CDS Clients") asks services to refuse a replayed token (same `iss`
+and `jti`). A token seen once is remembered until its `exp` (plus leeway) has passed; after that
+the signature check refuses it anyway.
+
+Why the service's database by default: `ivig-cds serve` runs several gunicorn worker processes,
+and a token replayed to another worker must be refused too, so the memory of one process is not
+enough (it let 1 replay in 8 through with two workers). The database is already there, already
+shared by every worker of a server (the SQLite file, whose write lock makes "insert unless present"
+atomic across processes) and by every replica when it is PostgreSQL; it needs no new component on
+a single node. Redis (`IVIG_CDS_JTI_CACHE_URL=redis://...`) keeps the check off the database when
+replicas share a Redis anyway: `SET NX EXAT` is one atomic step there too.
+
+Either store failing is a 503 for the call: a token is never accepted unchecked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
 from cds_service.config import ConfigError
 from cds_service.errors import ServiceUnavailableError
+from cds_service.storage import Storage
+from cds_service.storage.schema import jti_seen
 
 log = logging.getLogger(__name__)
 
+PURGE_INTERVAL = 60.0  # seconds between two deletions of expired rows by one process
+
 
 class ReplayCacheUnavailableError(ServiceUnavailableError):
-    """The shared replay cache cannot be reached: refuse rather than accept a possible replay."""
+    """The replay store cannot be reached: refuse rather than accept a possible replay."""
 
 
 class JtiCache(Protocol):
@@ -33,48 +48,70 @@ class JtiCache(Protocol):
         ...
 
 
-class MemoryJtiCache:
-    """In-process cache, bounded to `max_entries`: when full, the entry expiring soonest goes first."""
+def _hashed(key: str) -> str:
+    # `iss` and `jti` are the client's strings, of any length and content: store a digest of them.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
-        self.max_entries = max_entries
+
+class DatabaseJtiCache:
+    """The replay window in the service's database: one row per token, taken by an atomic upsert.
+
+    "Insert, or take over a row whose token has expired" is one statement
+    (`INSERT .. ON CONFLICT DO UPDATE .. WHERE expires_at <= now`) in a write transaction: on
+    SQLite the file's write lock serialises it across worker processes, on PostgreSQL the primary
+    key does across replicas. It returns the row only if the token was not seen.
+    """
+
+    def __init__(
+        self, storage: Storage, clock: Callable[[], float] = time.time, purge_interval: float = PURGE_INTERVAL
+    ) -> None:
+        # SQLite: a pooled twin of the store, since a fresh connection per call costs more than the
+        # write. PostgreSQL: the store's own pool, so replicas open no further connections.
+        self._own = storage.dialect == "sqlite"
+        self.storage = Storage(storage.url, storage.timeout, hot=True) if self._own else storage
+        self._schema = storage
         self.clock = clock
-        self._expiry: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._warned_full = False
+        self.purge_interval = purge_interval
+        self._next_purge = 0.0
+        self._purge_lock = threading.Lock()
 
     def add(self, key: str, expires_at: float) -> bool:
         now = self.clock()
-        with self._lock:
-            self._purge(now)
-            known = self._expiry.get(key)
-            if known is not None and known > now:
-                return False
-            while len(self._expiry) >= self.max_entries:
-                self._evict_one()
-            self._expiry[key] = expires_at
-            heapq.heappush(self._heap, (expires_at, key))
-            return True
+        dialect = postgresql if self.storage.dialect == "postgresql" else sqlite
+        statement = (
+            dialect.insert(jti_seen)
+            .values(token_key=_hashed(key), expires_at=expires_at)
+            .on_conflict_do_update(
+                index_elements=[jti_seen.c.token_key],
+                set_={"expires_at": expires_at},
+                where=jti_seen.c.expires_at <= now,
+            )
+            .returning(jti_seen.c.token_key)
+        )
+        try:
+            self._schema.ensure_schema()
+            with self.storage.begin(write=True, relaxed=True) as conn:
+                taken = conn.execute(statement).first() is not None
+            self._purge_if_due(now)
+        except SQLAlchemyError as error:
+            log.error("jti replay store unavailable", extra={"error": type(error).__name__})
+            raise ReplayCacheUnavailableError("the token replay store is unavailable; retry shortly") from None
+        return taken
 
-    def __len__(self) -> int:
-        return len(self._expiry)
+    def _purge_if_due(self, now: float) -> None:
+        """Delete expired rows now and then, so the table holds about one token lifetime of calls."""
+        if now < self._next_purge or not self._purge_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_purge = now + self.purge_interval
+            with self.storage.begin(write=True, relaxed=True) as conn:
+                conn.execute(delete(jti_seen).where(jti_seen.c.expires_at <= now))
+        finally:
+            self._purge_lock.release()
 
-    def _purge(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            expires_at, key = heapq.heappop(self._heap)
-            if self._expiry.get(key) == expires_at:
-                del self._expiry[key]
-
-    def _evict_one(self) -> None:
-        if not self._warned_full:
-            log.warning("jti replay cache is full: evicting the entries that expire soonest")
-            self._warned_full = True
-        while self._heap:
-            expires_at, key = heapq.heappop(self._heap)
-            if self._expiry.get(key) == expires_at:
-                del self._expiry[key]
-                return
+    def close(self) -> None:
+        if self._own:
+            self.storage.close()
 
 
 class RedisJtiCache:
@@ -87,8 +124,7 @@ class RedisJtiCache:
     def add(self, key: str, expires_at: float) -> bool:
         import redis  # the package is optional: only needed when a redis:// URL is configured
 
-        # The key is hashed: `iss` and `jti` are the client's strings, of any length and content.
-        name = self.prefix + hashlib.sha256(key.encode("utf-8")).hexdigest()
+        name = self.prefix + _hashed(key)
         try:
             stored = self.client.set(name, b"1", nx=True, exat=max(int(expires_at) + 1, int(time.time()) + 1))
         except redis.RedisError:
@@ -98,17 +134,18 @@ class RedisJtiCache:
         return bool(stored)
 
 
-def make_jti_cache(url: str | None, max_entries: int) -> JtiCache:
-    """The configured cache: in-process when `url` is unset, Redis for redis:// or rediss:// URLs."""
+def make_jti_cache(url: str | None, storage: Storage) -> JtiCache:
+    """The configured store: the service's database when `url` is unset, Redis for redis:// URLs."""
     if not url:
-        return MemoryJtiCache(max_entries)
+        return DatabaseJtiCache(storage)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("IVIG_CDS_JTI_CACHE_URL must be a redis://, rediss:// or unix:// URL")
     try:
         import redis
     except ImportError:
         raise ConfigError(
-            "IVIG_CDS_JTI_CACHE_URL names Redis but the 'redis' package is not installed (pip install redis)"
+            "IVIG_CDS_JTI_CACHE_URL names Redis but the 'redis' package is not installed "
+            "(pip install 'ivig-cds[redis]')"
         ) from None
     client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     return RedisJtiCache(client)

@@ -65,6 +65,9 @@ def close_app(app: Flask) -> None:
     store = app.extensions.get("ivig_cds.storage")
     if store is not None:
         store.close()
+    replay = app.extensions.get("ivig_cds.replay")
+    if replay is not None and hasattr(replay, "close"):
+        replay.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

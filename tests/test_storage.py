@@ -19,6 +19,8 @@ from cds_service.storage import Storage, migrations, normalise_url
 from cds_service.storage.schema import UtcDateTime, metadata, schema_version
 from tests.conftest import SIGN, make_app
 
+ALL_VERSIONS = [m.number for m in migrations.MIGRATIONS]
+
 
 @pytest.fixture
 def store(database_url):
@@ -66,7 +68,7 @@ def test_upgrade_twice_and_from_several_starts_at_once_applies_each_migration_on
         assert _all_at_once(stores, lambda storage: migrations.upgrade(storage.engine)) == []
         assert migrations.upgrade(stores[0].engine) == migrations.LATEST
         with stores[0].begin() as conn:
-            assert conn.execute(select(schema_version.c.version)).scalars().all() == [1]
+            assert conn.execute(select(schema_version.c.version)).scalars().all() == ALL_VERSIONS
     finally:
         for storage in stores:
             storage.close()
@@ -85,7 +87,7 @@ def test_workers_opening_a_fresh_sqlite_file_together_all_start(tmp_path):
             assert _all_at_once(stores, Storage.ensure_schema) == [], f"round {round_}"
             with stores[0].begin() as conn:
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-                assert conn.execute(select(schema_version.c.version)).scalars().all() == [1]
+                assert conn.execute(select(schema_version.c.version)).scalars().all() == ALL_VERSIONS
         finally:
             for storage in stores:
                 storage.close()
@@ -96,15 +98,18 @@ def test_a_failing_migration_leaves_the_previous_version_intact(store, monkeypat
 
     def half_done(conn: Connection) -> None:
         Table("half_done", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
-        raise RuntimeError("migration 2 breaks after its first statement")
+        raise RuntimeError("the next migration breaks after its first statement")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, migrations.Migration(2, "x", half_done)))
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    following = migrations.LATEST + 1
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", (*migrations.MIGRATIONS, migrations.Migration(following, "x", half_done))
+    )
+    monkeypatch.setattr(migrations, "LATEST", following)
     with pytest.raises(RuntimeError):
         migrations.upgrade(store.engine)
     with store.begin() as conn:
         assert not inspect(conn).has_table("half_done"), "DDL of a failed migration was committed"
-        assert migrations.current_version(conn) == 1
+        assert migrations.current_version(conn) == following - 1
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path):

@@ -2,13 +2,14 @@
 
 One setting, `IVIG_CDS_DATABASE_URL` (an SQLAlchemy URL), chooses the backend:
 
-- **SQLite** (default `sqlite:///ivig-cds.db`, a file in the working directory; in the Docker image
-  that is `/home/ivig`, the non-root user's home). WAL journal so readers never block the writer,
-  `synchronous=FULL` so a committed feedback row survives a power cut, not only a process crash,
-  and a busy timeout so concurrent workers wait for the write lock instead of failing. No
-  connection pool (`NullPool`): a connection lives for one unit of work, which is cheap for a
-  file, cannot leak across `fork()` (gunicorn builds the app before forking its workers) and
-  leaves no handle open for a test to trip on.
+- **SQLite** (default `sqlite:///ivig-cds.db`, a file in the working directory; the Docker image
+  sets `IVIG_CDS_DATABASE_URL=sqlite:////data/ivig-cds.db`, its one writable volume). WAL journal
+  so readers never block the writer, `synchronous=FULL` so a committed feedback row survives a
+  power cut, not only a process crash, and a busy timeout so concurrent workers wait for the
+  write lock instead of failing. No connection pool (`NullPool`): a connection lives for one
+  unit of work, which is cheap for a file, cannot leak across `fork()` (gunicorn builds the app
+  before forking its workers) and leaves no handle open for a test to trip on. The JWT replay
+  window, one tiny write per call, uses a pooled `hot` twin instead (see `Storage.__init__`).
 - **PostgreSQL** (`postgresql+psycopg://user@host/db`; `postgresql://` is read as psycopg 3) when
   several replicas share the data. Pooled, pre-pinged, and the pool is discarded in a forked child.
 
@@ -33,7 +34,7 @@ from flask import Flask
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from cds_service.config import ConfigError, Settings
 from cds_service.storage import migrations
@@ -98,9 +99,13 @@ class Storage:
     next use tries again.
     """
 
-    def __init__(self, url: str | URL, timeout: float = 5.0) -> None:
+    def __init__(self, url: str | URL, timeout: float = 5.0, *, hot: bool = False) -> None:
+        """`hot`: for one small write per hook call (the JWT replay window) on SQLite: pooled
+        connections (opening one costs ~2 ms, ten times the write) and `synchronous=NORMAL`.
+        """
         self.url = normalise_url(url) if isinstance(url, str) else url
         self.timeout = timeout
+        self.hot = hot
         self._lock = threading.Lock()
         self._migrated = False
         self._pid = os.getpid()
@@ -116,7 +121,7 @@ class Storage:
                 Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(
                 self.url,
-                poolclass=NullPool,
+                poolclass=QueuePool if self.hot else NullPool,
                 hide_parameters=True,
                 connect_args={"timeout": self.timeout, "check_same_thread": False},
             )
@@ -130,7 +135,7 @@ class Storage:
                 cursor = dbapi_connection.cursor()
                 cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
                 _enter_wal(cursor, deadline=time.monotonic() + self.timeout)
-                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA synchronous=NORMAL" if self.hot else "PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
 
@@ -159,13 +164,21 @@ class Storage:
             self._pid = os.getpid()
 
     @contextmanager
-    def begin(self, write: bool = False) -> Iterator[Connection]:
-        """A connection inside one transaction, committed on success (`write`: take the lock first)."""
+    def begin(self, write: bool = False, relaxed: bool = False) -> Iterator[Connection]:
+        """A connection inside one transaction, committed on success (`write`: take the lock first).
+
+        `relaxed` (PostgreSQL): the commit need not survive a crash of the database server
+        (`synchronous_commit=off`), though every other session sees it at once all the same. For
+        the JWT replay window only, whose rows guard tokens of minutes and are no clinical record
+        (on SQLite a `hot` Storage gives the same with `synchronous=NORMAL`).
+        """
         self._after_fork()
         with self.engine.connect() as conn:
             if write:
                 conn = conn.execution_options(ivig_write=True)
             with conn.begin():
+                if relaxed and self.dialect == "postgresql":
+                    conn.execute(text("SET LOCAL synchronous_commit = off"))
                 yield conn
 
     def ensure_schema(self) -> int:

@@ -105,8 +105,21 @@ def _m001_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m002_replay_window(conn: Connection) -> None:
+    """The CDS client JWTs seen and not yet expired, shared by every worker and replica (frozen)."""
+    md = MetaData()
+    Table(
+        "jti_seen",
+        md,
+        Column("token_key", String(64), primary_key=True),
+        Column("expires_at", Float, nullable=False, index=True),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "invocations, cards and feedback", _m001_initial),
+    Migration(2, "jti replay window", _m002_replay_window),
 )
 LATEST = MIGRATIONS[-1].number
 

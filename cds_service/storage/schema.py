@@ -3,9 +3,10 @@
 This is the shape *queries* use. The DDL that creates it lives, frozen, in `migrations.py`; a test
 reflects a migrated database and compares it with this module, so the two cannot drift apart.
 
-Why three tables: `invocation` is one row per `POST /cds-services/{id}` (errors included), `card`
+Why these tables: `invocation` is one row per `POST /cds-services/{id}` (errors included), `card`
 is one row per card returned (card uuid → rule id, the join key for feedback), and `feedback` is
 one row per reported outcome. Patient ids are never stored, only a keyed hash of them.
+`jti_seen` is the JWT replay window (see `cds_service/replay.py`).
 """
 
 from __future__ import annotations
@@ -105,4 +106,14 @@ feedback = Table(
     Column("user_comment", Text),  # free text, may hold patient data: stored, never logged
     Column("known_card", Boolean, nullable=False),
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_card_outcome_time"),
+)
+
+#: The JWT replay window: one row per CDS client token accepted and not yet expired. The key is
+#: SHA-256 of (iss, jti) as hex, so a client's strings of any length or content never reach SQL
+#: as identifiers; `expires_at` is epoch seconds (the token's `exp` plus the leeway).
+jti_seen = Table(
+    "jti_seen",
+    metadata,
+    Column("token_key", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
 )
