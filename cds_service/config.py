@@ -154,10 +154,10 @@ def _ca_bundle_problems(path: str) -> list[str]:
         context = ssl.create_default_context(cafile=path)
     except FileNotFoundError:
         return [f"{PREFIX}CA_BUNDLE: no file at {path!r}"]
+    except ssl.SSLError:  # an OSError too: checked first
+        return [f"{PREFIX}CA_BUNDLE: {path!r} holds no PEM certificate the TLS library can load"]
     except OSError as error:
         return [f"{PREFIX}CA_BUNDLE: {path!r} cannot be read ({error.strerror or type(error).__name__})"]
-    except ssl.SSLError:
-        return [f"{PREFIX}CA_BUNDLE: {path!r} holds no PEM certificate the TLS library can load"]
     if not context.get_ca_certs():
         return [f"{PREFIX}CA_BUNDLE: {path!r} holds no CA certificate"]
     return []
