@@ -7,6 +7,7 @@ service with a clear message, not surface as odd behaviour during a clinician's 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import ssl
 from collections.abc import Mapping
@@ -187,9 +188,12 @@ def _parse(name: str, raw: str, default: Any) -> Any:
         return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
     if isinstance(default, bool | int | float):
         try:
-            return parse_text(raw, default)
+            value = parse_text(raw, default)
         except ValueError as error:
             raise ConfigError(f"{variable} {error}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{variable} expects a finite number, got {raw!r}")
+        return value
     return raw.strip() or None
 
 
@@ -217,7 +221,10 @@ def _rule_settings(environ: Mapping[str, str]) -> tuple[RuleSettings, list[str]]
             problems.append(f"{key} separates its entries with commas, not ';'")
             continue
         try:
-            defaults.with_overrides({name: raw})
+            parsed = defaults.with_overrides({name: raw})
+            value = getattr(parsed, name)
+            if isinstance(value, float) and not math.isfinite(value):  # NaN compares false: silent wrong cards
+                raise ValueError(f"rule setting {name} expects a finite number, got {raw!r}")
         except ValueError as error:
             hint = _did_you_mean(name, [f.name for f in fields(RuleSettings)]) if "unknown" in str(error) else ""
             problems.append(f"{key}: {error}{hint}")

@@ -43,7 +43,7 @@ def check(environ: Mapping[str, str] | None = None) -> CheckResult:
     steps: list[Any] = [
         lambda: check_algorithms(settings.jwt_algorithms),
         lambda: cors.parse_origins(settings.cors_origins),
-        lambda: normalise_url(settings.database_url),
+        lambda: _check_sqlite_folder(normalise_url(settings.database_url)),
         lambda: _check_jti_cache_url(settings.jti_cache_url),
     ]
     try:
@@ -56,6 +56,19 @@ def check(environ: Mapping[str, str] | None = None) -> CheckResult:
         except ConfigError as error:
             problems += error.problems
     return CheckResult(settings, issuers, problems)
+
+
+def _check_sqlite_folder(url: Any) -> None:
+    """An SQLite file's folder must exist, or be one the service can create, without creating it here."""
+    from cds_service.storage import sqlite_file
+
+    file = sqlite_file(url)
+    if file is None:
+        return
+    folder = file.resolve().parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{PREFIX}DATABASE_URL: the folder {folder} does not exist and cannot be created")
 
 
 def _check_jti_cache_url(url: str | None) -> None:

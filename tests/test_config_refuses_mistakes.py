@@ -78,6 +78,16 @@ def test_every_problem_is_reported_at_once():
     assert len(problems) == 7
 
 
+@pytest.mark.parametrize(
+    "variable", ["IVIG_CDS_FHIR_TOTAL_TIMEOUT", "IVIG_CDS_JWKS_MAX_AGE", "IVIG_CDS_RULE_PLATELET_FRESH_HOURS"]
+)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_refused(variable, value):
+    # NaN compares false with everything: a NaN threshold would silently silence a rule.
+    (problem,) = problems_of({variable: value})
+    assert variable in problem and ("finite" in problem or "negative" in problem)
+
+
 def test_a_ca_bundle_must_hold_certificates(tmp_path):
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("hello")
@@ -145,8 +155,9 @@ def test_config_check_lists_each_error_and_exits_2():
         {"IVIG_CDS_DATABASE_URL": "mysql://u@h/db"},
         {"IVIG_CDS_CORS_ORIGINS": "https://a.example.org/path"},
         {"IVIG_CDS_JWT_ALGORITHMS": "HS256"},
+        {"IVIG_CDS_DATABASE_URL": "sqlite:////proc/no-such-folder/ivig-cds.db"},
     ],
-    ids=["log-level", "semicolons", "rule-id", "jti-url", "database", "cors", "hmac"],
+    ids=["log-level", "semicolons", "rule-id", "jti-url", "database", "cors", "hmac", "sqlite-folder"],
 )
 def test_serve_refuses_a_bad_value_with_a_message_and_exit_2(values, tmp_path):
     result = subprocess.run(

@@ -167,7 +167,13 @@ class Storage:
     def _create_engine(self) -> Engine:
         if self.url.get_backend_name() == "sqlite":
             if self.url.database and not self.url.database.startswith("file:"):
-                Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(self.url.database).expanduser().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise ConfigError(
+                        f"IVIG_CDS_DATABASE_URL: the folder {folder} cannot be created ({error.strerror})"
+                    ) from None
             engine = create_engine(
                 self.url,
                 poolclass=NullPool,
