@@ -100,20 +100,21 @@ def _env(**values: str) -> dict[str, str]:
     return env
 
 
+def config_check(**values: str) -> subprocess.CompletedProcess:
+    """`ivig-cds config check` with exactly these IVIG_CDS_* variables."""
+    return subprocess.run(
+        [tool("ivig-cds"), "config", "check"], env=_env(**values), capture_output=True, text=True, timeout=60
+    )
+
+
 def test_config_check_prints_what_is_in_force_without_secrets(tmp_path):
-    result = subprocess.run(
-        [tool("ivig-cds"), "config", "check"],
-        env=_env(
-            IVIG_CDS_AUTH="JWT",
-            IVIG_CDS_JWT_ISSUERS='[{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks"}]',
-            IVIG_CDS_FHIR_ALLOWLIST="https://fhir.example.org/r4",
-            IVIG_CDS_AUDIT_KEY="s" * 40,
-            IVIG_CDS_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
-            IVIG_CDS_RULE_PLATELET_FRESH_HOURS="48",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = config_check(
+        IVIG_CDS_AUTH="JWT",
+        IVIG_CDS_JWT_ISSUERS='[{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks"}]',
+        IVIG_CDS_FHIR_ALLOWLIST="https://fhir.example.org/r4",
+        IVIG_CDS_AUDIT_KEY="s" * 40,
+        IVIG_CDS_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+        IVIG_CDS_RULE_PLATELET_FRESH_HOURS="48",
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -126,17 +127,11 @@ def test_config_check_prints_what_is_in_force_without_secrets(tmp_path):
 
 
 def test_config_check_lists_each_error_and_exits_2():
-    result = subprocess.run(
-        [tool("ivig-cds"), "config", "check"],
-        env=_env(
-            IVIG_CDS_FHIR_ALLOWLIST="https://a.example.org;https://b.example.org",
-            IVIG_CDS_RULE_DISABLED_RULES="no-such-rule",
-            IVIG_CDS_LOG_LEVL="debug",
-            IVIG_CDS_JWT_ISSUERS="[{",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = config_check(
+        IVIG_CDS_FHIR_ALLOWLIST="https://a.example.org;https://b.example.org",
+        IVIG_CDS_RULE_DISABLED_RULES="no-such-rule",
+        IVIG_CDS_LOG_LEVL="debug",
+        IVIG_CDS_JWT_ISSUERS="[{",
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
