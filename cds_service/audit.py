@@ -44,7 +44,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.config import Settings
-from cds_service.storage import Storage
+from cds_service.storage import Storage, describe_error
 from cds_service.storage.schema import card as card_table
 from cds_service.storage.schema import invocation as invocation_table
 
@@ -210,17 +210,26 @@ class AuditWriter:
             except IntegrityError as error:  # retrying cannot help
                 self.lost += len(batch)
                 log.error(
-                    f"audit rows lost: {len(batch)} (rejected by the database)", extra={"error": type(error).__name__}
+                    f"audit rows lost: {len(batch)} (rejected by the database)",
+                    extra={"error": type(error).__name__, "failure": describe_error(error)},
                 )
                 return
             except SQLAlchemyError as error:
                 if attempt == 1:
-                    log.warning("audit write failed; retrying", extra={"error": type(error).__name__})
+                    log.warning(
+                        "audit write failed; retrying",
+                        extra={
+                            "error": type(error).__name__,
+                            "failure": describe_error(error),
+                            "database": self.storage.described,
+                        },
+                    )
                 giving_up = time.monotonic() >= deadline or (self._stopping.is_set() and attempt >= 3)
                 if giving_up:
                     self.lost += len(batch)
                     log.error(
-                        f"audit rows lost: {len(batch)} (database unavailable)", extra={"error": type(error).__name__}
+                        f"audit rows lost: {len(batch)} (database unavailable)",
+                        extra={"error": type(error).__name__, "failure": describe_error(error)},
                     )
                     return
                 time.sleep(delay)
@@ -283,6 +292,12 @@ def drain_all(timeout: float = CLOSE_TIMEOUT) -> None:
 atexit.register(drain_all)
 
 
+def is_hook_call() -> bool:
+    """A `POST /cds-services/{id}`: not a CORS preflight (OPTIONS) or HEAD on the same route, which
+    are no hook calls and would inflate the governance report and the hook metrics."""
+    return request.endpoint == INVOKE_ENDPOINT and request.method == "POST"
+
+
 def _card_rows(cards: list[dict[str, Any]]) -> tuple[CardRow, ...]:
     rows = []
     for card in cards:
@@ -303,7 +318,7 @@ def init_app(app: Flask, settings: Settings, storage: Storage) -> AuditWriter | 
 
     @app.after_request
     def audit_invocation(response: Response) -> Response:
-        if request.endpoint != INVOKE_ENDPOINT:
+        if not is_hook_call():
             return response
         try:
             outcome = request.environ.get("ivig_cds.outcome")
