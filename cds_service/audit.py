@@ -13,7 +13,10 @@ hash the same patient differently, so the column would look like linkage while p
 
 Why a background writer: the clinician waits for the cards, not for the audit row. The request
 thread only puts a record on a bounded queue (microseconds); one thread per process takes
-batches off it and inserts them in one transaction each. If the database is slow or down, the
+batches off it and inserts them in one transaction each. The writer lets a batch gather for up to
+`LINGER_SECONDS` after its first row: a transaction per row cost more CPU than the hook call's
+whole judgement beside it (measured with bench/bench_scaling.py), a batch of many rows about the
+same as one. If the database is slow or down, the
 writer retries with back-off while the queue absorbs the burst; when the queue is full, new rows
 are dropped *and counted* (logged with the count, never with data) rather than blocking a hook
 call. On a clean shutdown (gunicorn's `worker_exit`, or `atexit` elsewhere) the queue is drained
@@ -56,6 +59,7 @@ NO_KEY_WARNING = (
 )
 INVOKE_ENDPOINT = "cds.invoke"
 BATCH_SIZE = 500
+LINGER_SECONDS = 0.05  # how long a batch may gather after its first row (a kill -9 may lose this much more)
 RETRY_SECONDS = 30.0
 CLOSE_TIMEOUT = 10.0
 
@@ -110,11 +114,13 @@ class AuditWriter:
         queue_size: int = 10_000,
         batch_size: int = BATCH_SIZE,
         retry_seconds: float = RETRY_SECONDS,
+        linger_seconds: float = LINGER_SECONDS,
     ) -> None:
         self.storage = storage
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.retry_seconds = retry_seconds
+        self.linger_seconds = linger_seconds
         self._start_lock = threading.Lock()
         self._reset()
         _WRITERS.add(self)
@@ -124,6 +130,7 @@ class AuditWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.queue_size)
         self._cond = threading.Condition()
         self._pending = 0
+        self._flushing = 0  # callers waiting in flush()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
@@ -152,9 +159,14 @@ class AuditWriter:
         return True
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued record is written (or given up); False on timeout."""
+        """Wait until every queued record is written (or given up); False on timeout. The batch being
+        gathered is written at once rather than after its linger."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._pending <= 0, timeout)
+            self._flushing += 1
+            try:
+                return self._cond.wait_for(lambda: self._pending <= 0, timeout)
+            finally:
+                self._flushing -= 1
 
     @property
     def pending(self) -> int:
@@ -178,9 +190,12 @@ class AuditWriter:
             item = self._queue.get()
             stop = item is _STOP
             batch: list[AuditRecord] = [] if stop else [item]
+            until = time.monotonic() + self.linger_seconds
             while not stop and len(batch) < self.batch_size:
+                # Linger for more rows, unless shutting down or someone waits for this batch (flush).
+                wait = 0.0 if self._stopping.is_set() or self._flushing else until - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:

@@ -199,11 +199,12 @@ class Pipeline:
         call = HookCall(
             hook=service.hook, context=context, drafts=drafts.drafts, medications=medications, unread_medications=unread
         )
-        targets = targets_of(call, classify_drafts(call, self.settings.rules))
+        orders = classify_drafts(call, self.settings.rules)
+        targets = targets_of(call, orders)
         if judged(targets):
             call = self._with_record(call, body, now, outcome)
         if in_scope(targets):
-            _, outcome.findings = judge(call, settings=self.settings.rules, now=now)
+            _, outcome.findings = judge(call, settings=self.settings.rules, now=now, orders=orders)
             outcome.cards = render(outcome.findings, self.new_uuid)
 
     def _may_be_judged(self, context: dict[str, Any]) -> bool:

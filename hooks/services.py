@@ -173,9 +173,14 @@ def in_scope(targets: Sequence[DraftOrder]) -> bool:
     return judged(targets) or any(o.unread for o in targets)
 
 
-def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[PatientFacts | None, list[Finding]]:
-    """Facts in, findings out. Returns no findings when no draft order is this service's business."""
-    drafts = classify_drafts(call, settings)
+def judge(
+    call: HookCall, *, settings: RuleSettings, now: datetime, orders: Sequence[DraftOrder] | None = None
+) -> tuple[PatientFacts | None, list[Finding]]:
+    """Facts in, findings out. Returns no findings when no draft order is this service's business.
+
+    `orders`: the drafts as `classify_drafts` classified them, when the caller already did.
+    """
+    drafts = tuple(orders) if orders is not None else classify_drafts(call, settings)
     targets = targets_of(call, drafts)
     if not in_scope(targets):
         return None, []
