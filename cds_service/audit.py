@@ -131,6 +131,7 @@ class AuditWriter:
         self._cond = threading.Condition()
         self._pending = 0
         self._flushing = 0  # callers waiting in flush()
+        self._hurry = threading.Event()  # set: write what is queued now, without lingering
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
@@ -163,10 +164,13 @@ class AuditWriter:
         gathered is written at once rather than after its linger."""
         with self._cond:
             self._flushing += 1
+            self._hurry.set()
             try:
                 return self._cond.wait_for(lambda: self._pending <= 0, timeout)
             finally:
                 self._flushing -= 1
+                if not self._flushing and not self._stopping.is_set():
+                    self._hurry.clear()
 
     @property
     def pending(self) -> int:
@@ -180,6 +184,7 @@ class AuditWriter:
                 self._reset()  # a forked child: the parent's queue and thread are not ours
             if self._thread is None:
                 self._stopping.clear()
+                self._hurry.clear()
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
 
@@ -190,12 +195,13 @@ class AuditWriter:
             item = self._queue.get()
             stop = item is _STOP
             batch: list[AuditRecord] = [] if stop else [item]
-            until = time.monotonic() + self.linger_seconds
+            if not stop:
+                # Let more rows gather, unless someone waits for them (flush, shutdown). Sleeping on
+                # an event, not on the queue: a writer waiting in `get` would be woken by every row.
+                self._hurry.wait(self.linger_seconds)
             while not stop and len(batch) < self.batch_size:
-                # Linger for more rows, unless shutting down or someone waits for this batch (flush).
-                wait = 0.0 if self._stopping.is_set() or self._flushing else until - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -287,6 +293,7 @@ class AuditWriter:
             self._thread = None
             return
         self._stopping.set()
+        self._hurry.set()
         with contextlib.suppress(queue.Full):  # then the thread is busy and join() below times out
             self._queue.put(_STOP, timeout=timeout)
         thread.join(timeout)

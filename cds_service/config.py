@@ -68,6 +68,10 @@ class Settings:
     # Advertise CDS Hooks 3.0 date tokens (`{{today() - 90 days}}`) in the discovery prefetch, so a
     # client that resolves them sends only the window the rules read. Off: CDS Hooks 2.0 tokens only.
     prefetch_date_tokens: bool = False
+    # Parsed resources reused by later calls with the same JSON (cds_service/parse_cache.py): at most
+    # this many, for at most this long; 0 turns it off. They hold patient data, in memory only.
+    parse_cache_size: int = 2048
+    parse_cache_seconds: float = 120.0
     # How `ivig-cds serve` runs (cds_service/server.py); its --host/--port/--workers/--threads win.
     host: str = "127.0.0.1"  # address to bind (the Docker image: 0.0.0.0)
     port: int = 8080  # the health check and probes follow it
@@ -131,6 +135,11 @@ class Settings:
             problems.append(f"{PREFIX}DATABASE_TIMEOUT must be positive")
         if self.audit_queue_size < 1:
             problems.append(f"{PREFIX}AUDIT_QUEUE_SIZE must be at least 1")
+        if self.parse_cache_size < 0 or not 0 < self.parse_cache_seconds <= 3600:
+            problems.append(
+                f"{PREFIX}PARSE_CACHE_SIZE must not be negative and {PREFIX}PARSE_CACHE_SECONDS must be above 0 "
+                "and at most 3600"
+            )
         if self.audit_key is not None and len(self.audit_key) < 32:
             problems.append(f"{PREFIX}AUDIT_KEY must be at least 32 characters (e.g. 32 random bytes as hex)")
         token = self.metrics_token
