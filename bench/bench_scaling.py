@@ -259,12 +259,15 @@ def throughput(duration: int) -> None:
         port_env = env.pop("IVIG_CDS_PORT")
         del port_env
         service_command = [tool("ivig-cds"), "serve", "--port", "{port}"]
-        with server(service_command, env, folder / "service.log") as (service, pid):
-            url = f"{service}/cds-services/{SIGN.id}"
-            for sid, label in (
-                ("P01", "IVIG call (P01, critical bleeding)"),
-                ("P35", "non-target call (P35, amoxicillin)"),
-            ):
+        runs = (
+            ({}, "P01", "IVIG call (P01, critical bleeding)"),
+            ({}, "P35", "non-target call (P35, amoxicillin)"),
+            # Every call parsed afresh, as for a chart never seen before (no reuse between calls).
+            ({"IVIG_CDS_PARSE_CACHE_SIZE": "0"}, "P01", "IVIG call, parse cache off"),
+        )
+        for extra, sid, label in runs:
+            with server(service_command, {**env, **extra}, folder / "service.log") as (service, pid):
+                url = f"{service}/cds-services/{SIGN.id}"
                 wrk(url, str(folder / f"{sid}.json"), 2, str(script))  # warm every worker
                 rate, p50, p99, cpu = wrk(url, str(folder / f"{sid}.json"), duration, str(script), pid)
                 share = f"{rate / floors[sid][0]:4.0%}, {floors[sid][3] / cpu:4.0%}"
