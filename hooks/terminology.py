@@ -391,6 +391,27 @@ LMWH_NAMES = (
     "hep-lock",
 )
 
+# --- Negation in product names (RULES.md "A name that says the product is free of heparin ... is
+# not a heparin") ---------------------------------------------------------------------------------
+# How product and order names say a heparin is absent: "heparin-free", "heparin free", "free of
+# heparin", "without heparin", "w/o heparin", "no heparin", "non-heparin(ised)", "nonheparinized",
+# "unheparinised", "heparin: none", "0 units heparin". Such a phrase is removed before heparin
+# names are looked for, so "Enoxaparin 40 mg (heparin-free diluent)" is still enoxaparin.
+_HEPARIN_NEGATION = re.compile(
+    r"heparin[\s-]*free"
+    r"|free\s+(?:of|from)\s+heparin\w*"
+    r"|(?<![\w-])(?:without|w/o|w/out|no|non|not|sans|un)[\s-]*heparin\w*"
+    r"|heparin\w*\s*:\s*(?:none|no|nil|0)\b"
+    r"|(?<![\w.])0\s*(?:units?|iu|u)\s+(?:of\s+)?heparin\w*",
+    re.IGNORECASE,
+)
+
+
+def without_heparin_negations(text: str) -> str:
+    """`text` with every phrase saying "no heparin" blanked out (the rest is still read)."""
+    return _HEPARIN_NEGATION.sub(" ", text)
+
+
 PREDNISONE = Code(RXNORM, "8640", "prednisone")
 IGA_DEPLETED_IVIG_TEXT = "Immune globulin intravenous, IgA-depleted (Gammagard S/D)"
 
