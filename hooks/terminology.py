@@ -90,7 +90,16 @@ PLATELET_UNIT_FACTORS: dict[str, float] = {
 WEIGHT_UNIT_FACTORS: dict[str, float] = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}
 HEIGHT_UNIT_FACTORS: dict[str, float] = {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54}
 IGA_UNIT_FACTORS: dict[str, float] = {"mg/dL": 1.0, "g/L": 100.0, "mg/L": 0.1}
-CREATININE_UNIT_FACTORS: dict[str, float] = {"mg/dL": 1.0, "umol/L": 1 / 88.42}
+# Creatinine (molar mass 113.12 g/mol): 1 mg/dL = 88.42 µmol/L. The CKD-EPI and Schwartz equations
+# take mg/dL. The micro sign (U+00B5) and the Greek mu (U+03BC) are both seen in lab feeds.
+CREATININE_UMOL_PER_MG_DL = 88.42
+CREATININE_UNIT_FACTORS: dict[str, float] = {
+    "mg/dL": 1.0,
+    "umol/L": 1 / CREATININE_UMOL_PER_MG_DL,
+    "\u00b5mol/L": 1 / CREATININE_UMOL_PER_MG_DL,
+    "\u03bcmol/L": 1 / CREATININE_UMOL_PER_MG_DL,
+    "mmol/L": 1000 / CREATININE_UMOL_PER_MG_DL,
+}
 EGFR_UNIT_FACTORS: dict[str, float] = {"mL/min/{1.73_m2}": 1.0, "mL/min/1.73m2": 1.0, "mL/min": 1.0}
 IPF_UNIT_FACTORS: dict[str, float] = {"%": 1.0}
 
@@ -452,6 +461,35 @@ INTRAVENOUS_ROUTE_SNOMED = frozenset({"47625008"})
 SUBCUTANEOUS_ROUTE_SNOMED = frozenset({"34206005"})
 
 ANAPHYLAXIS = ConditionSet(snomed=frozenset({"39579001"}))
+# Reactions written as text (manifestation.text, reaction.description): "anaphylaxis",
+# "anaphylactic shock", "anaphylactoid reaction".
+ANAPHYLAXIS_WORDS = re.compile(r"\banaphyla\w*", re.IGNORECASE)
+
+# --- HIT on record as an allergy (RULES.md v2 "HIT on record") -----------------------------------
+# A reaction coded as HIT (the `HIT` set: SNOMED CT 73397007, ICD-10-CM D75.82x) on any allergy, or
+# HIT named in the text of an allergy to a heparin: "HIT", "HITT", "HIT type II", "heparin-induced
+# thrombocytopenia", "heparin associated thrombocytopenia", "PF4 antibody". "HIT" is matched only
+# in capitals as a word of its own ("hit by a car" is not HIT). A heparin allergy whose reaction is
+# thrombocytopenia (the THROMBOCYTOPENIA set or the word) is read as HIT too: immune HIT is the
+# thrombocytopenia heparin causes that matters, and reading it so only ever stops heparin.
+HIT_WORDS = re.compile(
+    r"(?<![\w-])HITT?(?![\w])"
+    r"|heparin[\s-]*(?:induced|associated|related)[\s-]*thrombocytop\w*"
+    r"|\b(?:anti-?)?PF4\b",
+)
+HIT_WORDS_ANY_CASE = re.compile(r"heparin[\s-]*(?:induced|associated|related)[\s-]*thrombocytop\w*", re.IGNORECASE)
+THROMBOCYTOPENIA_WORDS = re.compile(r"\bthrombocytop\w*|\blow\s+platelets?\b", re.IGNORECASE)
+# A mention that says HIT was excluded: "HIT ruled out", "HIT antibody negative", "no HIT", "not HIT".
+HIT_NEGATED = re.compile(
+    r"(?:\b(?:no|not|non)[\s-]+(?:HITT?\b|heparin[\s-]*induced))"
+    r"|(?:\b(?:ruled\s+out|r/o|excluded|negative\s+for)\s+(?:HITT?\b|heparin[\s-]*induced))"
+    r"|(?:(?:HITT?|PF4)\b[^.;]{0,30}?\b(?:negative|neg\b|ruled\s+out|excluded|unlikely))",
+    re.IGNORECASE,
+)
+
+# Pregnancy *state* codes, whose onset is the start of the pregnancy (RULES.md v2 "Dates"). Other
+# codes of the O chapter name a complication, whose onset is the complication's, not the pregnancy's.
+PREGNANCY_STATE = ConditionSet(snomed=frozenset({"77386006"}), icd10_prefixes=("Z33.1",))
 # Condition.severity meaning "life threatening": makes any bleed critical (RULES.md "Bleeding").
 LIFE_THREATENING_SEVERITY = frozenset({"442452003"})
 # Anti-IgA antibody lab codes: none verified yet, so recognition is by the result's name.
