@@ -97,7 +97,19 @@ READ_ELEMENTS: Mapping[str, frozenset[str]] = {
     ),
     "Medication": frozenset({"code"}),
     "AllergyIntolerance": frozenset(
-        {"patient", "code", "criticality", "reaction", "verificationStatus", "clinicalStatus"}
+        {
+            "patient",
+            "code",
+            "criticality",
+            "reaction",
+            "verificationStatus",
+            "clinicalStatus",
+            "onsetDateTime",
+            "onsetPeriod",
+            "lastOccurrence",
+            "recordedDate",
+            "note",
+        }
     ),
 }
 

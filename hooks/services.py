@@ -198,7 +198,8 @@ def judge(
         draft_references=frozenset(d.reference for d in drafts),
     )
     heparin_only = not any(o.kind in TARGET_KINDS for o in targets)
-    if heparin_only and Flag.HIT_HISTORY not in facts.flags and DataKind.CONDITIONS not in facts.unavailable:
+    hit_readable = not facts.unavailable & {DataKind.CONDITIONS, DataKind.ALLERGIES}  # HIT may be kept in either
+    if heparin_only and Flag.HIT_HISTORY not in facts.flags and hit_readable:
         return facts, unread_order_findings(targets, settings)  # heparin without HIT: not our business
     context = RuleContext(facts=facts, drafts=drafts, targets=targets, settings=settings, now=now)
     return facts, reconcile(evaluate(context), drafts)

@@ -31,7 +31,9 @@ def test_cards_are_short_cited_dated_and_ordered(sid, call):
         primary = next((c for c in rule.citations if c.url), rule.citations[0])
         assert card["source"]["label"] == f"ivig-cds: {primary.label}"
         assert card["source"].get("url") == primary.url
-        assert [link["url"] for link in card.get("links", [])] == [c.url for c in rule.citations if c.url]
+        rule_urls = [c.url for c in rule.citations if c.url]
+        # a finding may cite more than its rule: the equation a value on it was computed by
+        assert [link["url"] for link in card.get("links", [])][: len(rule_urls)] == rule_urls
         assert "**Values used**" in card["detail"] and "**Advice**" in card["detail"]
         if "Platelet count:" in card["detail"] and "none on record" not in card["detail"]:
             assert re.search(r"Platelet count: .*\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", card["detail"])
