@@ -76,18 +76,22 @@ def registry(services: tuple[ServiceDefinition, ...] = SERVICES) -> dict[str, Se
 
 
 def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of parsed JSON, stopping early past `limit` (hostile bodies nest deeply)."""
+    """Nesting depth of parsed JSON (a scalar counts as a level), stopping early past `limit`
+    (hostile bodies nest deeply). Only containers are stacked: most nodes are scalars."""
+    if not isinstance(value, dict | list):
+        return 1
     stack = [(value, 1)]
-    deepest = 0
+    deepest = 1
     while stack:
         current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(current, dict):
-            stack.extend((v, depth + 1) for v in current.values())
-        elif isinstance(current, list):
-            stack.extend((v, depth + 1) for v in current)
+        below = depth + 1
+        for child in current.values() if isinstance(current, dict) else current:
+            if isinstance(child, dict | list):
+                stack.append((child, below))
+            if below > deepest:
+                deepest = below
+                if deepest > limit:
+                    return deepest
     return deepest
 
 

@@ -12,6 +12,7 @@ Why the patient check is strict: a draft for another patient would be judged aga
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +207,16 @@ _TARGET_WORDS = (
 _TARGET_CODINGS = _HINT_CODINGS | {(t.RXNORM, code) for code in t.IVIG_RXNORM}
 
 
+def _words_pattern(words: Sequence[str]) -> re.Pattern[str]:
+    """One search for any of `words`, or an Ig abbreviation standing alone ("IVIG", not "CMV-IGIV")."""
+    names = "|".join(re.escape(word) for word in sorted(set(words), key=len, reverse=True))
+    abbreviations = "|".join(t.IG_ABBREVIATIONS)
+    return re.compile(f"{names}|(?<![\\w-])(?:{abbreviations})(?![\\w-])")
+
+
+_TARGET_TEXT = _words_pattern(_TARGET_WORDS)
+
+
 def may_be_judged(raw: object, local_platelet_codes: frozenset[tuple[str, str]] = frozenset()) -> bool:
     """Whether a draft, as raw JSON, could be an order this service judges (IVIG, subcutaneous Ig, a
     platelet transfusion, heparin) or one it must say it could not read.
@@ -228,8 +239,8 @@ def may_be_judged(raw: object, local_platelet_codes: frozenset[tuple[str, str]] 
     concept = raw.get("medicationCodeableConcept")
     if set(raw_codings(concept)) & _TARGET_CODINGS:
         return True
-    text = json.dumps(raw).lower()  # the whole draft: its own words may say what an unreadable draft is
-    return any(word in text for word in _TARGET_WORDS) or bool(t.standalone_words(text) & set(t.IG_ABBREVIATIONS))
+    # The whole draft: its own words may say what an unreadable draft is.
+    return _TARGET_TEXT.search(json.dumps(raw).lower()) is not None
 
 
 def unread_orders(drafts: Sequence[Draft]) -> list[Draft]:
