@@ -242,8 +242,22 @@ def prefetch_templates(settings: RuleSettings, *, date_tokens: bool) -> dict[str
 # --- reading raw JSON: what is worth parsing --------------------------------------------------
 
 
-def raw_codings(concept: object) -> Iterable[tuple[str | None, str | None]]:
+def raw_codings(concept: object) -> list[tuple[str | None, str | None]]:
     """(system, code) of a CodeableConcept as JSON, tolerating any shape."""
+    if isinstance(concept, dict):  # the usual shape first: {"coding": [{"system", "code"}, ...]}
+        codings = concept.get("coding")
+        if isinstance(codings, list) and all(isinstance(c, dict) for c in codings):
+            return [
+                (
+                    system if isinstance(system := c.get("system"), str) else None,
+                    code if isinstance(code := c.get("code"), str) else None,
+                )
+                for c in codings
+            ]
+    return list(_any_codings(concept))
+
+
+def _any_codings(concept: object) -> Iterable[tuple[str | None, str | None]]:
     if isinstance(concept, Mapping):
         concept = [concept]
     for item in concept if isinstance(concept, list) else ():
@@ -328,16 +342,22 @@ def may_be_pregnant(resources: Iterable[Mapping[str, Any]], now: datetime, setti
         if kind == "Condition":
             if any(t.PREGNANCY.matches(s, c) for s, c in raw_codings(resource.get("code"))):
                 return True
-        elif kind == "Observation" and raw_loinc(resource) & {t.PREGNANCY_STATUS_LOINC, t.EXPECTED_DELIVERY_LOINC}:
+        elif kind == "Observation":
+            codes = {c for s, c in raw_codings(resource.get("code")) if s == t.LOINC} & _PREGNANCY_CODES
+            if not codes:
+                continue
             when = raw_instant(resource)
             if when is not None and when < recent:
                 continue
-            if t.EXPECTED_DELIVERY_LOINC in raw_loinc(resource):
+            if t.EXPECTED_DELIVERY_LOINC in codes:
                 return True
             answers = {c for _, c in raw_codings(resource.get("valueCodeableConcept"))}
             if t.PREGNANT_ANSWER_LOINC in answers:
                 return True
     return False
+
+
+_PREGNANCY_CODES = frozenset({t.PREGNANCY_STATUS_LOINC, t.EXPECTED_DELIVERY_LOINC})
 
 
 def platelet_window(resources: Iterable[Mapping[str, Any]], now: datetime, settings: RuleSettings) -> datetime:

@@ -79,7 +79,7 @@ def relevant_condition(resource: Mapping[str, Any]) -> bool:
     if concept is not None and not isinstance(concept, Mapping):
         return True
     for system, code in raw_codings(concept):
-        if any(known.matches(system, code) for known in t.ALL_CONDITION_SETS):
+        if t.ANY_CONDITION.matches(system, code):
             return True
     text = json.dumps(resource.get("code")).lower()
     return any(word in text for word in t.CONDITION_TEXT_WORDS)

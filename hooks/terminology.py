@@ -119,6 +119,13 @@ class ConditionSet:
     # injury, not the injury: a sequela of a subdural haemorrhage is not a bleed today.
     exclude_injury_sequelae: bool = False
 
+    def __post_init__(self) -> None:
+        # The prefixes as sets, so a code is matched by a few set lookups (`_icd10_under` says how
+        # each kind of prefix reads): categories ("I60") and prefixes read as written ("Z86.71", "O").
+        categories = {p for p in self.icd10_prefixes if len(p) > 1 and "." not in p}
+        object.__setattr__(self, "_categories", frozenset(categories))
+        object.__setattr__(self, "_starts", frozenset(set(self.icd10_prefixes) - categories))
+
     def matches(self, system: str | None, code: str | None) -> bool:
         if not system or not code:
             return False
@@ -128,7 +135,11 @@ class ConditionSet:
             upper = code.upper()
             if self.exclude_injury_sequelae and _injury_sequela(upper):
                 return False
-            return any(_icd10_under(upper, prefix) for prefix in self.icd10_prefixes)
+            categories: frozenset[str] = self._categories  # type: ignore[attr-defined]
+            starts: frozenset[str] = self._starts  # type: ignore[attr-defined]
+            if upper in categories or ("." in upper and upper.split(".", 1)[0] in categories):
+                return True
+            return any(upper[:end] in starts for end in range(1, len(upper) + 1))
         return False
 
 
@@ -531,6 +542,11 @@ def concept_text(concept: object) -> str:
 #: before parsing (hooks/record.py): a new ConditionSet defined above is included automatically.
 ALL_CONDITION_SETS: tuple[ConditionSet, ...] = tuple(
     v for v in tuple(globals().values()) if isinstance(v, ConditionSet)
+)
+#: Their union, for that filter: one lookup per coding (a superset: no set's exclusions applied).
+ANY_CONDITION = ConditionSet(
+    snomed=frozenset().union(*(c.snomed for c in ALL_CONDITION_SETS)),
+    icd10_prefixes=tuple(sorted({p for c in ALL_CONDITION_SETS for p in c.icd10_prefixes})),
 )
 #: Words of a condition's text the rules read without a code (anti-IgA antibodies).
 CONDITION_TEXT_WORDS = ("anti-iga",)
