@@ -175,6 +175,7 @@ def in_scope(targets: Sequence[DraftOrder]) -> bool:
 
 def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[PatientFacts | None, list[Finding]]:
     """Facts in, findings out. Returns no findings when no draft order is this service's business."""
+    now = now.astimezone(settings.display_zone)  # cards speak the deployment's local time
     drafts = classify_drafts(call, settings)
     targets = targets_of(call, drafts)
     if not in_scope(targets):
