@@ -827,6 +827,9 @@ def p46() -> Chart:
     return chart
 
 
+from fhir_fixtures import scenarios_dosing  # noqa: E402, F401  (registers P70–P89: issue 9 dosing classes)
+
+
 def to_json(sid: str) -> dict[str, Any]:
     title, definition, expected = SCENARIOS[sid]
     chart = definition()
