@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from hooks.citations import AHA17, ASH19, LABEL, SMPC, Citation
 from hooks.dose_rounding import number_text
@@ -83,8 +84,9 @@ def _within(value: float, bounds: tuple[float, float], tolerance: float) -> bool
     return low * (1 - tolerance) - 1e-9 <= value <= high * (1 + tolerance) + 1e-9
 
 
+@lru_cache(maxsize=8)
 def regimens(settings: RuleSettings) -> tuple[Regimen, ...]:
-    """Every label regimen; the ITP ones from the deployment's settings."""
+    """Every label regimen; the ITP ones from the deployment's settings (built once per settings)."""
     rapid, standard = settings.rapid_dose_g_per_kg, settings.standard_daily_dose_g_per_kg
     child_low = settings.pediatric_min_dose_g_per_kg
     return (

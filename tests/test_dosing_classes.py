@@ -418,6 +418,23 @@ def test_an_unreadable_dose_is_quoted_and_the_computed_dose_offered_as_an_update
     parse_resource(action["resource"])
 
 
+def test_an_unreadable_gbs_dose_is_offered_the_gbs_course_as_a_valid_update(app):
+    scenario = _with_dose("P77", 2, {"count": 5}, unit="vial")
+    dose = card_of(answer(app, scenario, "prefetch"), "dose-check")
+    (action,) = [a for s in dose["suggestions"] for a in s["actions"]]
+    instruction = action["resource"]["dosageInstruction"][0]
+    assert instruction["timing"]["repeat"] == {"count": 5, "frequency": 1, "period": 1, "periodUnit": "d"}
+    assert dose_value(action["resource"]) == 28  # 0.4 g/kg × 70 kg, daily × 5 days
+    assert "computed 28 g daily × 5 days" in dose["summary"]
+    parse_resource(action["resource"])
+
+
+def test_an_unreadable_cidp_dose_names_both_regimens_and_guesses_neither(app):
+    dose = card_of(answer(app, _with_dose("P74", 2, {"count": 1}, unit="vial"), "prefetch"), "dose-check")
+    assert "suggestions" not in dose
+    assert "CIDP loading: 2 g/kg over 2–5 days; CIDP maintenance: 1 g/kg every 3 weeks" in dose["detail"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_the_iga_depleted_product_carries_a_code_a_client_can_act_on(app, mode):
     scenario = fhir_fixtures.load("P89")
