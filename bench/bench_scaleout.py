@@ -44,8 +44,10 @@ def drive(base: str, count: int, concurrency: int) -> tuple[list[float], float]:
     def call(index: int) -> float:
         started = time.perf_counter()
         response = sessions[index % concurrency].post(
-            base + HOOK, json=body, headers={"Authorization": f"Bearer {tokens[index]}",
-                                             "X-Request-Id": uuid.uuid4().hex}, timeout=30
+            base + HOOK,
+            json=body,
+            headers={"Authorization": f"Bearer {tokens[index]}", "X-Request-Id": uuid.uuid4().hex},
+            timeout=30,
         )
         if response.status_code != 200:
             raise RuntimeError(f"HTTP {response.status_code}")
@@ -70,20 +72,25 @@ def main() -> int:
     if why:
         print(f"cannot run: {why}", file=sys.stderr)
         return 2
-    print(f"P01 order-sign with JWT, {args.requests} calls, {args.concurrency} concurrent clients, "
-          f"{args.workers} workers per replica, HAProxy in front")
+    print(
+        f"P01 order-sign with JWT, {args.requests} calls, {args.concurrency} concurrent clients, "
+        f"{args.workers} workers per replica, HAProxy in front"
+    )
     print(f"{'set-up':<28} {'median ms':>9} {'p99 ms':>7} {'calls/s':>8} {'vs 1':>6}")
     baseline = None
     for replicas in (1, 3):
-        with tempfile.TemporaryDirectory() as workdir, clusters.running_cluster(
-            Path(workdir), conninfo, count=replicas, workers=args.workers
-        ) as cl:
+        with (
+            tempfile.TemporaryDirectory() as workdir,
+            clusters.running_cluster(Path(workdir), conninfo, count=replicas, workers=args.workers) as cl,
+        ):
             drive(cl.lb, min(200, args.requests), args.concurrency)  # warm-up: first calls, JWKS fetches
             timings, rate = drive(cl.lb, args.requests, args.concurrency)
         baseline = baseline or rate
         p99 = statistics.quantiles(timings, n=100)[98]
-        print(f"{f'{replicas} replica(s)':<28} {statistics.median(timings):9.1f} {p99:7.1f} {rate:8.0f} "
-              f"{rate / baseline:5.2f}×")
+        print(
+            f"{f'{replicas} replica(s)':<28} {statistics.median(timings):9.1f} {p99:7.1f} {rate:8.0f} "
+            f"{rate / baseline:5.2f}×"
+        )
     return 0
 
 

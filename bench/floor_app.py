@@ -14,6 +14,11 @@ from flask import Flask, Response, jsonify, request
 app = Flask(__name__)
 
 
+@app.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "alive"})
+
+
 @app.post("/cds-services/<service_id>")
 def invoke(service_id: str) -> Response:
     body = json.loads(request.get_data())

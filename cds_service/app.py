@@ -7,18 +7,21 @@ knows any clinical rule: those live in `hooks/`.
 from __future__ import annotations
 
 import atexit
+import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from flask import Flask
 
-from cds_service import audit, auth, cors, feedback, metrics, observability, routes, storage
+from cds_service import audit, auth, config_check, cors, feedback, metrics, observability, preview, routes, storage
 from cds_service.config import Settings, load_settings
 from cds_service.fhir_client import FhirClient
+from cds_service.outbound import configure_session
 from cds_service.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -38,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics_registry = options.pop("metrics_registry", None)
     environ = options.pop("environ", None)
     settings: Settings = load_settings(environ, overrides=options)
+    configure_session(session, settings)  # no proxy or trust store inherited from the environment
 
     observability.configure_logging(settings.log_level)
     app = Flask(__name__)
@@ -52,7 +56,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store = storage.init_app(app, settings)  # adds the "database" readiness check
     auth.init_app(app, settings, store, session)  # the jti replay window lives in the database
 
-    executor = ThreadPoolExecutor(max_workers=settings.fhir_workers, thread_name_prefix="fhir")
+    # FHIR reads run in these threads; their log lines keep the call's request id and hookInstance.
+    executor = observability.ContextExecutor(max_workers=settings.fhir_workers, thread_name_prefix="fhir")
     atexit.register(executor.shutdown, wait=False, cancel_futures=True)
     client = FhirClient(
         session,
@@ -73,5 +78,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(routes.cds)
     app.register_blueprint(routes.ops)
+    preview.init_app(app, settings)
     routes.install_error_handlers(app)
+    log.info(
+        "configuration in force",
+        extra={"config": config_check.summary(settings, app.extensions.get("ivig_cds.issuers", ()))},
+    )
     return app

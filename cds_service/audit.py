@@ -13,7 +13,10 @@ hash the same patient differently, so the column would look like linkage while p
 
 Why a background writer: the clinician waits for the cards, not for the audit row. The request
 thread only puts a record on a bounded queue (microseconds); one thread per process takes
-batches off it and inserts them in one transaction each. If the database is slow or down, the
+batches off it and inserts them in one transaction each. The writer lets a batch gather for up to
+`LINGER_SECONDS` after its first row: a transaction per row cost more CPU than the hook call's
+whole judgement beside it (measured with bench/bench_scaling.py), a batch of many rows about the
+same as one. If the database is slow or down, the
 writer retries with back-off while the queue absorbs the burst; when the queue is full, new rows
 are dropped *and counted* (logged with the count, never with data) rather than blocking a hook
 call. On a clean shutdown (gunicorn's `worker_exit`, or `atexit` elsewhere) the queue is drained
@@ -44,7 +47,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.config import Settings
-from cds_service.storage import Storage
+from cds_service.storage import Storage, describe_error
 from cds_service.storage.schema import card as card_table
 from cds_service.storage.schema import invocation as invocation_table
 
@@ -56,6 +59,7 @@ NO_KEY_WARNING = (
 )
 INVOKE_ENDPOINT = "cds.invoke"
 BATCH_SIZE = 500
+LINGER_SECONDS = 0.05  # how long a batch may gather after its first row (a kill -9 may lose this much more)
 RETRY_SECONDS = 30.0
 CLOSE_TIMEOUT = 10.0
 
@@ -110,11 +114,13 @@ class AuditWriter:
         queue_size: int = 10_000,
         batch_size: int = BATCH_SIZE,
         retry_seconds: float = RETRY_SECONDS,
+        linger_seconds: float = LINGER_SECONDS,
     ) -> None:
         self.storage = storage
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.retry_seconds = retry_seconds
+        self.linger_seconds = linger_seconds
         self._start_lock = threading.Lock()
         self._reset()
         _WRITERS.add(self)
@@ -124,6 +130,8 @@ class AuditWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.queue_size)
         self._cond = threading.Condition()
         self._pending = 0
+        self._flushing = 0  # callers waiting in flush()
+        self._hurry = threading.Event()  # set: write what is queued now, without lingering
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
@@ -152,9 +160,17 @@ class AuditWriter:
         return True
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued record is written (or given up); False on timeout."""
+        """Wait until every queued record is written (or given up); False on timeout. The batch being
+        gathered is written at once rather than after its linger."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._pending <= 0, timeout)
+            self._flushing += 1
+            self._hurry.set()
+            try:
+                return self._cond.wait_for(lambda: self._pending <= 0, timeout)
+            finally:
+                self._flushing -= 1
+                if not self._flushing and not self._stopping.is_set():
+                    self._hurry.clear()
 
     @property
     def pending(self) -> int:
@@ -168,6 +184,7 @@ class AuditWriter:
                 self._reset()  # a forked child: the parent's queue and thread are not ours
             if self._thread is None:
                 self._stopping.clear()
+                self._hurry.clear()
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
 
@@ -178,6 +195,10 @@ class AuditWriter:
             item = self._queue.get()
             stop = item is _STOP
             batch: list[AuditRecord] = [] if stop else [item]
+            if not stop:
+                # Let more rows gather, unless someone waits for them (flush, shutdown). Sleeping on
+                # an event, not on the queue: a writer waiting in `get` would be woken by every row.
+                self._hurry.wait(self.linger_seconds)
             while not stop and len(batch) < self.batch_size:
                 try:
                     item = self._queue.get_nowait()
@@ -210,17 +231,26 @@ class AuditWriter:
             except IntegrityError as error:  # retrying cannot help
                 self.lost += len(batch)
                 log.error(
-                    f"audit rows lost: {len(batch)} (rejected by the database)", extra={"error": type(error).__name__}
+                    f"audit rows lost: {len(batch)} (rejected by the database)",
+                    extra={"error": type(error).__name__, "failure": describe_error(error)},
                 )
                 return
             except SQLAlchemyError as error:
                 if attempt == 1:
-                    log.warning("audit write failed; retrying", extra={"error": type(error).__name__})
+                    log.warning(
+                        "audit write failed; retrying",
+                        extra={
+                            "error": type(error).__name__,
+                            "failure": describe_error(error),
+                            "database": self.storage.described,
+                        },
+                    )
                 giving_up = time.monotonic() >= deadline or (self._stopping.is_set() and attempt >= 3)
                 if giving_up:
                     self.lost += len(batch)
                     log.error(
-                        f"audit rows lost: {len(batch)} (database unavailable)", extra={"error": type(error).__name__}
+                        f"audit rows lost: {len(batch)} (database unavailable)",
+                        extra={"error": type(error).__name__, "failure": describe_error(error)},
                     )
                     return
                 time.sleep(delay)
@@ -263,6 +293,7 @@ class AuditWriter:
             self._thread = None
             return
         self._stopping.set()
+        self._hurry.set()
         with contextlib.suppress(queue.Full):  # then the thread is busy and join() below times out
             self._queue.put(_STOP, timeout=timeout)
         thread.join(timeout)
@@ -281,6 +312,12 @@ def drain_all(timeout: float = CLOSE_TIMEOUT) -> None:
 
 
 atexit.register(drain_all)
+
+
+def is_hook_call() -> bool:
+    """A `POST /cds-services/{id}`: not a CORS preflight (OPTIONS) or HEAD on the same route, which
+    are no hook calls and would inflate the governance report and the hook metrics."""
+    return request.endpoint == INVOKE_ENDPOINT and request.method == "POST"
 
 
 def _card_rows(cards: list[dict[str, Any]]) -> tuple[CardRow, ...]:
@@ -303,7 +340,7 @@ def init_app(app: Flask, settings: Settings, storage: Storage) -> AuditWriter | 
 
     @app.after_request
     def audit_invocation(response: Response) -> Response:
-        if request.endpoint != INVOKE_ENDPOINT:
+        if not is_hook_call():
             return response
         try:
             outcome = request.environ.get("ivig_cds.outcome")

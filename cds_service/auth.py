@@ -23,6 +23,7 @@ from cds_service.jwt_auth import (
     check_algorithms,
     load_issuers,
 )
+from cds_service.outbound import configure_session, new_session
 from cds_service.replay import make_jti_cache
 from cds_service.storage import Storage
 
@@ -60,6 +61,7 @@ def init_app(app: Flask, settings: Settings, storage: Storage, session: requests
         log.warning(LOCAL_DEVELOPMENT_WARNING)
         return
     issuers = load_issuers(settings)
+    app.extensions["ivig_cds.issuers"] = issuers
     if not issuers:
         log.warning(NO_ISSUERS_WARNING)
     elif not settings.public_base_url:
@@ -67,7 +69,7 @@ def init_app(app: Flask, settings: Settings, storage: Storage, session: requests
     verifier = JwtVerifier(
         issuers,
         JwksCache(
-            session or requests.Session(),
+            configure_session(session, settings) if session is not None else new_session(settings),
             refresh_interval=settings.jwks_refresh_interval,
             max_age=settings.jwks_max_age,
         ),
@@ -108,7 +110,7 @@ def current_client() -> VerifiedClient | None:
 
 def _refused(error: TokenRejectedError) -> Response:
     # The reason is a fixed word chosen by the verifier; the token itself is never logged.
-    log.warning("CDS client token refused", extra={"status": 401, "reason": error.reason})
+    log.warning("CDS client token refused", extra={**error.details, "status": 401, "reason": error.reason})
     token_refused.send(current_app._get_current_object(), reason=error.reason)  # type: ignore[attr-defined]
     response = jsonify(operation_outcome(error.message, error.issue_code))
     response.status_code = 401

@@ -12,6 +12,10 @@ and why; so a feedback report is answered 200 only once its rows are committed (
 - `overrideReason.userComment` is free text that may name the patient: it is stored, because
   governance needs it, and never logged (SQLAlchemy's errors hide statement parameters too).
 - An unreachable database is a 503, so the client knows to retry.
+- `outcomeTimestamp` must be a moment a clinician can have acted on a CDS Hooks card: from
+  2015-01-01 (before CDS Hooks existed) to 5 minutes after the report arrives (clocks drift).
+  Anything else (the years 0001, 377 or 529 a fuzzer sent, next week) is a 400 and no row: the
+  governance report counts only real actions.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from cds_service import protocol
 from cds_service.errors import SchemaViolationError, ServiceUnavailableError
 from cds_service.pipeline import Pipeline, parse_json
 from cds_service.routes import require_json
-from cds_service.storage import Storage
+from cds_service.storage import Storage, describe_error
 from cds_service.storage.schema import card as card_table
 from cds_service.storage.schema import feedback as feedback_table
 
@@ -45,6 +49,8 @@ feedback_stored = Namespace().signal("ivig-cds.feedback-stored")
 
 SCHEMA = "feedback-request.json"
 KNOWN_CARD_WAIT = 2.0  # seconds to let this process's audit writer catch up before flagging a card unknown
+EARLIEST_OUTCOME = datetime(2015, 1, 1, tzinfo=UTC)  # no CDS Hooks card existed before: refused
+CLOCK_SKEW = timedelta(minutes=5)  # an outcomeTimestamp later than this after receipt is refused
 
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
@@ -70,10 +76,19 @@ def parse_timestamp(value: str) -> datetime:
         offset = timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
         zone = timezone(-offset if match.group(9) == "-" else offset)
     try:
-        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
-    except ValueError:
+        # Year 0001 with a positive offset lies before datetime's minimum once in UTC: OverflowError.
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise SchemaViolationError("outcomeTimestamp: not a valid calendar date-time") from None
-    return moment.astimezone(UTC)
+
+
+def check_plausible(moment: datetime, now: datetime) -> None:
+    """Refuse a moment no clinician can have acted at with a card (see the module's docstring)."""
+    if moment < EARLIEST_OUTCOME:
+        raise SchemaViolationError(f"outcomeTimestamp: before {EARLIEST_OUTCOME.date().isoformat()}")
+    if moment > now + CLOCK_SKEW:
+        minutes = int(CLOCK_SKEW.total_seconds() // 60)
+        raise SchemaViolationError(f"outcomeTimestamp: in the future (more than {minutes} minutes after now)")
 
 
 def _rows(service_id: str, items: list[dict[str, Any]], received_at: datetime) -> list[dict[str, Any]]:
@@ -81,6 +96,7 @@ def _rows(service_id: str, items: list[dict[str, Any]], received_at: datetime) -
     for index, item in enumerate(items):
         try:
             moment = parse_timestamp(item["outcomeTimestamp"])
+            check_plausible(moment, received_at)
         except SchemaViolationError as error:
             raise SchemaViolationError(f"$.feedback[{index}].{error.message}") from None
         reason = (item.get("overrideReason") or {}).get("reason") or {}
@@ -181,7 +197,10 @@ def post_feedback(service_id: str) -> Response:
     try:
         new = store(storage, service_id, body["feedback"], current_app.extensions.get("ivig_cds.audit"))
     except SQLAlchemyError as error:
-        log.error("feedback not stored: database unavailable", extra={"error": type(error).__name__})
+        log.error(
+            "feedback not stored: database unavailable",
+            extra={"error": type(error).__name__, "failure": describe_error(error), "database": storage.described},
+        )
         raise ServiceUnavailableError("the feedback store is unavailable; retry later") from None
     log.info(f"feedback stored: {new} new, {len(body['feedback']) - new} duplicate", extra={"service": service_id})
     feedback_stored.send(current_app._get_current_object(), outcomes=[i["outcome"] for i in body["feedback"]])

@@ -12,6 +12,7 @@ of monkeypatching.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+log = logging.getLogger(__name__)
 
 
 class FhirError(Exception):
@@ -131,6 +134,19 @@ def unsafe_url(url: str) -> bool:
     )
 
 
+def refused_host(url: str) -> str:
+    """scheme://host:port of a refused URL, for the log (ASCII only, cut short), or why there is none."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
+    if not host:
+        return "(no host)"
+    return f"{parts.scheme}://{host}{port}".encode("ascii", "backslashreplace").decode()[:200]
+
+
 def _origin_and_path(url: str) -> tuple[str, int | None, str, str]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
@@ -182,6 +198,9 @@ class FhirClient:
 
     def check_allowed(self, base_url: str) -> None:
         if not self.allows(base_url):
+            # The host, so an operator can tell a missing allowlist entry from an attack; never the
+            # path or query, which can carry a patient or tenant id.
+            log.warning("FHIR server refused: not on the allowlist", extra={"host": refused_host(base_url)})
             raise FhirServerNotAllowedError("fhirServer is not on this service's FHIR allowlist")
 
     def get(self, base_url: str, relative: str, token: str | None, deadline: float) -> dict[str, Any] | None:

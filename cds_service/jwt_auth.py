@@ -9,7 +9,14 @@ Issuers are configured as JSON, in `IVIG_CDS_JWT_ISSUERS` or in a file named by
 `IVIG_CDS_JWT_ISSUERS_FILE`:
 
     [{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks.json",
-      "jku": ["https://ehr.example.org/jwks.json"]}]
+      "jku": ["https://ehr.example.org/jwks.json"]},
+     {"iss": "https://ehr.hospital.internal", "jwks_file": "/etc/ivig-cds/ehr-jwks.json"}]
+
+Pinned keys (`jwks`: a JWKS inline; `jwks_file`: the path of one) are the keys an EHR vendor hands
+over for a network where the service cannot reach the EHR's JWKS URL. A token whose `kid` is
+pinned is verified with that key and nothing is fetched; other `kid`s go to `jwks_url`/`jku`, if
+the issuer has them. Pinned keys are read and checked at start: public EC or RSA signing keys
+only, never private key material.
 
 Every failure is a `TokenRejectedError` (401) carrying a short `reason` for the log ("expired",
 "bad-audience", ...). Neither the token nor its claims are ever logged or echoed.
@@ -50,14 +57,20 @@ PUBLIC_MESSAGE = "authentication failed: send a valid CDS Hooks JWT as 'Authoriz
 
 
 class TokenRejectedError(UnauthorizedError):
-    """401. `reason` is a fixed short word for the log; the response never says which check failed."""
+    """401. `reason` is a fixed short word for the log; the response never says which check failed.
+
+    `details` are safe facts for the log line that help an operator fix the cause (the audience
+    expected, the issuer received, the JWKS URL and why it failed): never the token or a claim
+    that could identify a patient.
+    """
 
     reason = "invalid"
 
-    def __init__(self, reason: str | None = None) -> None:
+    def __init__(self, reason: str | None = None, **details: Any) -> None:
         super().__init__(PUBLIC_MESSAGE)
         if reason is not None:
             self.reason = reason
+        self.details: dict[str, Any] = details
 
     @property
     def www_authenticate(self) -> str:
@@ -75,9 +88,30 @@ class MissingTokenError(TokenRejectedError):
 
 
 class JwksUnavailableError(TokenRejectedError):
-    """The issuer's key set could not be fetched, so no key can vouch for the token."""
+    """The issuer's key set could not be fetched, so no key can vouch for the token.
+
+    `failure` says why, as a fixed word an operator can act on: `tls` (the certificate is not
+    trusted: see IVIG_CDS_CA_BUNDLE), `connect`, `timeout`, `proxy`, `http-<status>`, `redirect`,
+    `too-large`, `not-json`, `no-key-set`.
+    """
 
     reason = "jwks-unavailable"
+
+    def __init__(self, failure: str = "unknown") -> None:
+        super().__init__()
+        self.failure = failure
+
+
+_MAX_DETAIL_CHARS = 200
+
+
+def _detail(value: Any) -> Any:
+    """A claim or header value for the log: strings (or lists of them) cut short, anything else by type."""
+    if isinstance(value, str):
+        return value[:_MAX_DETAIL_CHARS]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v[:_MAX_DETAIL_CHARS] for v in value[:5]]
+    return f"({type(value).__name__})"
 
 
 @dataclass(frozen=True)
@@ -85,6 +119,7 @@ class TrustedIssuer:
     iss: str
     jwks_url: str | None = None
     jku: tuple[str, ...] = ()
+    pinned_keys: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # kid -> public JWK
 
 
 @dataclass(frozen=True)
@@ -110,8 +145,59 @@ def _https_url(value: Any, where: str) -> str:
     return value
 
 
-def parse_issuers(text: str, where: str = "IVIG_CDS_JWT_ISSUERS") -> tuple[TrustedIssuer, ...]:
-    """Trusted issuers from their JSON text; every mistake is a ConfigError naming the entry."""
+ISSUER_FIELDS = ("iss", "jwks_url", "jku", "jwks", "jwks_file")
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def pinned_keys(document: Any, where: str) -> dict[str, dict[str, Any]]:
+    """The public signing keys of a JWKS given in configuration, by `kid`; every mistake a ConfigError."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list) or not document["keys"]:
+        raise ConfigError(f'{where} must be a JWKS: an object with a non-empty "keys" list')
+    keys: dict[str, dict[str, Any]] = {}
+    for index, jwk in enumerate(document["keys"]):
+        at = f"{where}.keys[{index}]"
+        if not isinstance(jwk, dict):
+            raise ConfigError(f"{at} must be an object")
+        if any(member in jwk for member in _PRIVATE_MEMBERS):
+            raise ConfigError(f"{at} holds private key material; give the service public keys only")
+        if jwk.get("kty") not in ("EC", "RSA"):
+            raise ConfigError(f"{at}.kty must be EC or RSA (signing keys; never a symmetric key)")
+        if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+            raise ConfigError(f"{at} needs a kid (tokens name their key by it)")
+        if jwk.get("use", "sig") != "sig":
+            raise ConfigError(f"{at}.use must be sig")
+        try:
+            jwt.PyJWK(dict(jwk))
+        except jwt.PyJWTError:
+            raise ConfigError(f"{at} is not a valid {jwk['kty']} public key") from None
+        if jwk["kid"] in keys:
+            raise ConfigError(f"{at}: kid {jwk['kid']!r} appears twice")
+        keys[jwk["kid"]] = dict(jwk)
+    return keys
+
+
+def _read_jwks_file(path: Any, where: str, base_dir: Path | None) -> dict[str, dict[str, Any]]:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{where} must be a file path")
+    file = Path(path).expanduser()
+    if not file.is_absolute() and base_dir is not None:
+        file = base_dir / file
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{where}: {str(file)!r} cannot be read ({error.strerror or type(error).__name__})") from None
+    except ValueError:
+        raise ConfigError(f"{where}: {str(file)!r} is not JSON") from None
+    return pinned_keys(document, where)
+
+
+def parse_issuers(
+    text: str, where: str = "IVIG_CDS_JWT_ISSUERS", base_dir: Path | None = None
+) -> tuple[TrustedIssuer, ...]:
+    """Trusted issuers from their JSON text; every mistake is a ConfigError naming the entry.
+
+    `base_dir`: where a relative `jwks_file` is looked up (the issuers file's folder).
+    """
     try:
         raw = json.loads(text)
     except ValueError as error:
@@ -123,9 +209,9 @@ def parse_issuers(text: str, where: str = "IVIG_CDS_JWT_ISSUERS") -> tuple[Trust
         at = f"{where}[{index}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{at} must be an object")
-        unknown = set(entry) - {"iss", "jwks_url", "jku"}
+        unknown = set(entry) - set(ISSUER_FIELDS)
         if unknown:
-            raise ConfigError(f"{at} has unknown fields {sorted(unknown)}; allowed: iss, jwks_url, jku")
+            raise ConfigError(f"{at} has unknown fields {sorted(unknown)}; allowed: {', '.join(ISSUER_FIELDS)}")
         iss = entry.get("iss")
         if not isinstance(iss, str) or not iss:
             raise ConfigError(f"{at}.iss must be a non-empty string")
@@ -136,11 +222,18 @@ def parse_issuers(text: str, where: str = "IVIG_CDS_JWT_ISSUERS") -> tuple[Trust
         if isinstance(jku, str) or not isinstance(jku, list):
             raise ConfigError(f"{at}.jku must be a list of URLs")
         jku_urls = tuple(_https_url(url, f"{at}.jku[{i}]") for i, url in enumerate(jku))
-        if jwks_url is None and not jku_urls:
-            raise ConfigError(f"{at} needs a jwks_url or at least one jku URL")
+        if "jwks" in entry and "jwks_file" in entry:
+            raise ConfigError(f"{at}: give jwks or jwks_file, not both")
+        pinned: dict[str, dict[str, Any]] = {}
+        if "jwks" in entry:
+            pinned = pinned_keys(entry["jwks"], f"{at}.jwks")
+        elif "jwks_file" in entry:
+            pinned = _read_jwks_file(entry["jwks_file"], f"{at}.jwks_file", base_dir)
+        if jwks_url is None and not jku_urls and not pinned:
+            raise ConfigError(f"{at} needs a jwks_url, a jku URL, or pinned keys (jwks or jwks_file)")
         if any(existing.iss == iss for existing in issuers):
             raise ConfigError(f"{at}: issuer {iss!r} is listed twice")
-        issuers.append(TrustedIssuer(iss=iss, jwks_url=jwks_url, jku=jku_urls))
+        issuers.append(TrustedIssuer(iss=iss, jwks_url=jwks_url, jku=jku_urls, pinned_keys=pinned))
     return tuple(issuers)
 
 
@@ -148,11 +241,12 @@ def load_issuers(settings: Settings) -> tuple[TrustedIssuer, ...]:
     if settings.jwt_issuers and settings.jwt_issuers_file:
         raise ConfigError("set IVIG_CDS_JWT_ISSUERS or IVIG_CDS_JWT_ISSUERS_FILE, not both")
     if settings.jwt_issuers_file:
+        path = Path(settings.jwt_issuers_file).expanduser()
         try:
-            text = Path(settings.jwt_issuers_file).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise ConfigError(f"IVIG_CDS_JWT_ISSUERS_FILE cannot be read ({error.strerror})") from None
-        return parse_issuers(text, "IVIG_CDS_JWT_ISSUERS_FILE")
+        return parse_issuers(text, "IVIG_CDS_JWT_ISSUERS_FILE", base_dir=path.resolve().parent)
     if settings.jwt_issuers:
         return parse_issuers(settings.jwt_issuers)
     return ()
@@ -177,6 +271,7 @@ class _KeySet:
     keys: dict[str, dict[str, Any]]
     fetched_at: float | None  # monotonic time of the last good fetch
     attempted_at: float  # monotonic time of the last attempt, good or not
+    failure: str | None = None  # why the last attempt failed; None after a good fetch
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -184,7 +279,10 @@ class JwksCache:
     """Key sets by URL, refetched on an unknown `kid` (key rotation) but at most once per interval.
 
     Why the bound: anyone can send a token with a made-up `kid`; without it each such token would
-    make us fetch the issuer's JWKS. A failed fetch keeps the keys we already had.
+    make us fetch the issuer's JWKS. A failed fetch keeps the keys we already had. After a failed
+    fetch the next try comes sooner (`failure_retry`, at most the refresh interval), so a JWKS
+    fixed by the operator is picked up within seconds, while a broken one is still fetched at most
+    once per `failure_retry` however many tokens arrive.
     """
 
     def __init__(
@@ -194,11 +292,13 @@ class JwksCache:
         refresh_interval: float,
         max_age: float,
         clock: Callable[[], float] = time.monotonic,
+        failure_retry: float = 5.0,
     ) -> None:
         self.session = session
         self.refresh_interval = refresh_interval
         self.max_age = max_age
         self.clock = clock
+        self.failure_retry = min(failure_retry, refresh_interval)
         self._sets: dict[str, _KeySet] = {}
         self._lock = threading.Lock()
 
@@ -211,20 +311,35 @@ class JwksCache:
             fresh = entry.fetched_at is not None and now - entry.fetched_at < self.max_age
             if fresh and kid in entry.keys:
                 return entry.keys[kid]
-            if now - entry.attempted_at >= self.refresh_interval:
+            interval = self.failure_retry if entry.failure else self.refresh_interval
+            if now - entry.attempted_at >= interval:
                 entry.attempted_at = now
                 try:
                     entry.keys = self._fetch(url)
                     entry.fetched_at = now
-                except JwksUnavailableError:
-                    log.warning("JWKS fetch failed", extra={"reason": "jwks-unavailable"})
+                    entry.failure = None
+                except JwksUnavailableError as error:
+                    entry.failure = error.failure
+                    log.warning(
+                        "JWKS fetch failed",
+                        extra={
+                            "reason": "jwks-unavailable",
+                            "jwks_url": url,
+                            "failure": error.failure,
+                            "retry_in_s": self.failure_retry,
+                        },
+                    )
                     if kid not in entry.keys:
+                        error.details = {"jwks_url": url, "failure": error.failure}
                         raise
             if kid in entry.keys:
                 return entry.keys[kid]
             if entry.fetched_at is None:
-                raise JwksUnavailableError()
-            raise TokenRejectedError("unknown-kid")
+                refused = JwksUnavailableError(entry.failure or "unknown")
+                wait = max(0.0, entry.attempted_at + self.failure_retry - now)
+                refused.details = {"jwks_url": url, "failure": refused.failure, "retry_in_s": round(wait, 1)}
+                raise refused
+            raise TokenRejectedError("unknown-kid", jwks_url=url)
 
     def _fetch(self, url: str) -> dict[str, dict[str, Any]]:
         try:
@@ -235,25 +350,27 @@ class JwksCache:
                 allow_redirects=False,
                 stream=True,
             )
-        except requests.RequestException:
-            raise JwksUnavailableError() from None
+        except requests.RequestException as error:
+            raise JwksUnavailableError(_failure_of(error)) from None
         with response:
+            if 300 <= response.status_code < 400:
+                raise JwksUnavailableError("redirect")
             if response.status_code != 200:
-                raise JwksUnavailableError()
+                raise JwksUnavailableError(f"http-{response.status_code}")
             content = b""
             try:
                 for chunk in response.iter_content(chunk_size=16 * 1024):
                     content += chunk
                     if len(content) > MAX_JWKS_BYTES:
-                        raise JwksUnavailableError()
-            except requests.RequestException:
-                raise JwksUnavailableError() from None
+                        raise JwksUnavailableError("too-large")
+            except requests.RequestException as error:
+                raise JwksUnavailableError(_failure_of(error)) from None
         try:
             document = json.loads(content)
         except (ValueError, RecursionError):
-            raise JwksUnavailableError() from None
+            raise JwksUnavailableError("not-json") from None
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise JwksUnavailableError()
+            raise JwksUnavailableError("no-key-set")
         keys: dict[str, dict[str, Any]] = {}
         for jwk in document["keys"]:
             # Only public signing keys of the families we verify with; never a symmetric ("oct") key.
@@ -266,6 +383,19 @@ class JwksCache:
             ):
                 keys.setdefault(jwk["kid"], jwk)
         return keys
+
+
+def _failure_of(error: requests.RequestException) -> str:
+    """A fixed word for why a fetch failed: a TLS trust failure must not look like a refused connection."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return "tls"
+    if isinstance(error, requests.exceptions.ProxyError):
+        return "proxy"
+    if isinstance(error, requests.Timeout):
+        return "timeout"
+    if isinstance(error, requests.ConnectionError):
+        return "connect"
+    return type(error).__name__
 
 
 def _verification_key(jwk: Mapping[str, Any], alg: str) -> Any:
@@ -337,19 +467,8 @@ class JwtVerifier:
             raise TokenRejectedError("missing-kid")
         issuer = self.issuers.get(unverified.get("iss")) if isinstance(unverified.get("iss"), str) else None
         if issuer is None:
-            raise TokenRejectedError("unknown-issuer")
-        jku = header.get("jku")
-        if jku is not None:
-            # Checked before any fetch: never an SSRF. The issuer's own jwks_url is trusted under
-            # either name, since many EHRs put the URL of their JWKS in every token's jku.
-            if jku not in issuer.jku and jku != issuer.jwks_url:
-                raise TokenRejectedError("jku-not-allowed")
-            url = jku
-        elif issuer.jwks_url is not None:
-            url = issuer.jwks_url
-        else:
-            raise TokenRejectedError("jku-required")
-        key = _verification_key(self.keys.key(url, kid), alg)
+            raise TokenRejectedError("unknown-issuer", issuer=_detail(unverified.get("iss")))
+        key = _verification_key(self._jwk(issuer, header, kid), alg)
         audiences = [audience, audience.rstrip("/") + "/"] if not audience.endswith("/") else [audience]
         try:
             claims = jwt.decode(
@@ -361,9 +480,30 @@ class JwtVerifier:
                 leeway=self.leeway,
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]},
             )
+        except jwt.InvalidAudienceError:
+            raise TokenRejectedError(
+                "bad-audience", expected_audience=audience, received_audience=_detail(unverified.get("aud"))
+            ) from None
         except jwt.PyJWTError as error:
-            raise TokenRejectedError(_reason_of(error)) from None
+            raise TokenRejectedError(_reason_of(error), issuer=issuer.iss) from None
         return self._accept(issuer, claims)
+
+    def _jwk(self, issuer: TrustedIssuer, header: Mapping[str, Any], kid: str) -> Mapping[str, Any]:
+        """The key the token names: pinned in configuration, or from a JWKS URL configured for its issuer."""
+        if kid in issuer.pinned_keys:
+            return issuer.pinned_keys[kid]  # the operator's own trust: nothing is fetched, whatever jku says
+        jku = header.get("jku")
+        if jku is not None:
+            # Checked before any fetch: never an SSRF. The issuer's own jwks_url is trusted under
+            # either name, since many EHRs put the URL of their JWKS in every token's jku.
+            if jku not in issuer.jku and jku != issuer.jwks_url:
+                raise TokenRejectedError("jku-not-allowed", issuer=issuer.iss, jwks_url=_detail(jku))
+            return self.keys.key(jku, kid)
+        if issuer.jwks_url is not None:
+            return self.keys.key(issuer.jwks_url, kid)
+        if issuer.pinned_keys:
+            raise TokenRejectedError("unknown-kid", issuer=issuer.iss)
+        raise TokenRejectedError("jku-required", issuer=issuer.iss)
 
     def _accept(self, issuer: TrustedIssuer, claims: dict[str, Any]) -> VerifiedClient:
         jti, exp, iat, tenant = claims["jti"], claims["exp"], claims["iat"], claims.get("tenant")

@@ -266,7 +266,7 @@ def init_app(app: Flask, settings: Settings, registry: CollectorRegistry | None 
 
     @app.after_request
     def count_hook_call(response: Response) -> Response:
-        if request.endpoint == INVOKE_ENDPOINT:
+        if audit.is_hook_call():
             started = g.get("started")  # set by observability's before_request
             seconds = time.perf_counter() - started if started is not None else None
             state.count_hook_call((request.view_args or {}).get("service_id"), response.status_code, seconds)

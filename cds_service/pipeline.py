@@ -26,12 +26,13 @@ from cds_service.errors import (
     UnprocessableError,
 )
 from cds_service.fhir_client import FhirClient
+from cds_service.parse_cache import ParseCache
 from cds_service.patient_data import fetch_medications, gather
 from hooks.cards import render
 from hooks.data_needs import READ_ELEMENTS, data_needs, prefetch_templates
 from hooks.drafts import DraftSet, ForeignDraftError, UnknownSelectionError, check_drafts, may_be_judged, read_drafts
 from hooks.facts import DataKind
-from hooks.fhir_model import Repair, Resource, preload, read_resource
+from hooks.fhir_model import Repair, Resource, preload
 from hooks.findings import Finding
 from hooks.record import read_record
 from hooks.services import (
@@ -130,6 +131,7 @@ class Pipeline:
         # service's own searches (always bounded by date: it resolves the tokens itself).
         self.templates = prefetch_templates(rules, date_tokens=settings.prefetch_date_tokens)
         self.own_queries = prefetch_templates(rules, date_tokens=True)
+        self.parse_cache = ParseCache(settings.parse_cache_size, settings.parse_cache_seconds)
 
     def warm_up(self) -> None:
         """Build the FHIR models and compile the schemas at start, not during the first hook call."""
@@ -193,17 +195,18 @@ class Pipeline:
             raise UnprocessableError(str(error)) from None
         if not self._may_be_judged(context):
             return  # {"cards": []}: nothing read, nothing parsed
-        drafts = read_drafts(context)
+        drafts = read_drafts(context, self.parse_cache.read)
         outcome.repairs.extend(drafts.repairs)
         medications, unread = self._draft_medications(drafts, body, outcome)
         call = HookCall(
             hook=service.hook, context=context, drafts=drafts.drafts, medications=medications, unread_medications=unread
         )
-        targets = targets_of(call, classify_drafts(call, self.settings.rules))
+        orders = classify_drafts(call, self.settings.rules)
+        targets = targets_of(call, orders)
         if judged(targets):
             call = self._with_record(call, body, now, outcome)
         if in_scope(targets):
-            _, outcome.findings = judge(call, settings=self.settings.rules, now=now)
+            _, outcome.findings = judge(call, settings=self.settings.rules, now=now, orders=orders)
             outcome.cards = render(outcome.findings, self.new_uuid)
 
     def _may_be_judged(self, context: dict[str, Any]) -> bool:
@@ -224,7 +227,13 @@ class Pipeline:
             self.settings.fhir_total_timeout,
             now,
         )
-        record = read_record(data.raw, needs=self.needs, now=now, platelets_since=data.platelets_since or now)
+        record = read_record(
+            data.raw,
+            needs=self.needs,
+            now=now,
+            platelets_since=data.platelets_since or now,
+            reader=self.parse_cache.read,
+        )
         outcome.repairs.extend(record.repairs)
         patient_id = call.context["patientId"]
         if not any(r.get_resource_type() == "Patient" and r.id == patient_id for r in record.resources):
@@ -277,7 +286,8 @@ class Pipeline:
             found.update(fetched)
         for reference in sorted(wanted):
             raw = found.get(reference)
-            reading = read_resource(raw, where=f"medication {reference}", reads=reads, keep=reads) if raw else None
+            where = f"medication {reference}"
+            reading = self.parse_cache.read(raw, where=where, reads=reads, keep=reads) if raw else None
             if reading is not None:
                 outcome.repairs.extend(reading.repairs)
             if reading is not None and reading.resource is not None and not reading.unreadable:

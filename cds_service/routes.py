@@ -16,7 +16,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, NotFound
 
-from cds_service.errors import CdsError, UnsupportedMediaTypeError, operation_outcome
+from cds_service import observability
+from cds_service.errors import CdsError, UnsupportedMediaTypeError, element_path, operation_outcome
 from cds_service.pipeline import Outcome, Pipeline
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def discovery() -> Response:
 def _remember(outcome: Outcome) -> None:
     """Keep the call's outcome where the audit and metrics hooks find it, even if it is refused later."""
     request.environ["ivig_cds.outcome"] = outcome
+    observability.bind_hook_instance(outcome.hook_instance)  # every later log line of the call names it
 
 
 @cds.post("/cds-services/<service_id>")
@@ -117,7 +119,11 @@ def _error_response(status: int, message: str, code: str) -> Response:
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(CdsError)
     def cds_error(error: CdsError) -> Response:
-        log.info("request refused", extra={"status": error.status, "error": type(error).__name__})
+        details = {"status": error.status, "error": type(error).__name__}
+        element = element_path(error)
+        if element:
+            details["element"] = element
+        log.info("request refused", extra=details)
         return _error_response(error.status, error.message, error.issue_code)
 
     @app.errorhandler(HTTPException)

@@ -48,6 +48,7 @@ REFUSED_GUNICORN_SETTINGS = {
     "control_socket_disable": "nothing: the control socket is off",
     "graceful_timeout": f"nothing: it is {GRACEFUL_TIMEOUT} s, which the deployment files' grace periods exceed",
     "accesslog": "nothing: the service logs requests itself, without patient data",
+    "logger_class": "nothing: gunicorn's lines are written as JSON like the service's",
 }
 
 
@@ -128,6 +129,7 @@ def serve_options(
 def configure(cfg: Any, options: ServeOptions) -> None:
     """Apply the options and the fixed settings to a gunicorn `Config`."""
     from cds_service import metrics
+    from cds_service.gunicorn_logging import JsonGunicornLogger
 
     for name, value in options.gunicorn.items():
         cfg.set(name, value)
@@ -138,6 +140,7 @@ def configure(cfg: Any, options: ServeOptions) -> None:
     cfg.set("timeout", options.gunicorn.get("timeout", WORKER_TIMEOUT))
     cfg.set("graceful_timeout", GRACEFUL_TIMEOUT)
     cfg.set("accesslog", None)  # the app logs requests itself, without patient data
+    cfg.set("logger_class", JsonGunicornLogger)  # gunicorn's own lines as JSON too
     cfg.set("worker_exit", _drain_audit)  # a worker's queued audit rows are written before it exits
     cfg.set("child_exit", metrics.child_exit)  # prometheus_client's bookkeeping for a gone worker
     if "control_socket_disable" in cfg.settings:  # gunicorn 23+; older versions have no socket

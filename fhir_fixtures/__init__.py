@@ -301,6 +301,19 @@ def load(scenario_id: str) -> Scenario:
     return from_json(json.loads(text))
 
 
+def find(scenario_id: str) -> Scenario:
+    """The scenario named in any case, with or without leading zeros (`p01`, `P1`); LookupError if none."""
+    wanted = scenario_id.strip().upper()
+    known = names()
+    by_key = {name.upper(): name for name in known}
+    prefix, digits = wanted[:1], wanted[1:]
+    if wanted not in by_key and digits.isdigit():
+        wanted = f"{prefix}{int(digits):02d}"
+    if wanted not in by_key:
+        raise LookupError(f"no scenario {scenario_id!r}; 'ivig-cds fixture list' lists {known[0]} to {known[-1]}")
+    return load(by_key[wanted])
+
+
 def names() -> list[str]:
     folder = resources.files("fhir_fixtures").joinpath("scenarios")
     return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))

@@ -457,7 +457,7 @@ def p18() -> Chart:
 @scenario(
     "P19",
     "IgA deficiency (D80.2), anti-IgA antibodies, prior anaphylaxis; Privigen",
-    [("iga-deficiency", "critical"), THRESHOLD, DOSE_OK],
+    [("iga-deficiency", "critical"), ("prior-ivig-anaphylaxis", "critical"), THRESHOLD, DOSE_OK],
 )
 def p19() -> Chart:
     chart = with_ivig(default_chart("P19"))
@@ -827,7 +827,8 @@ def p46() -> Chart:
     return chart
 
 
-from fhir_fixtures import scenarios_dosing  # noqa: E402, F401  (registers P70–P89: issue 9 dosing classes)
+from fhir_fixtures import scenarios_dosing  # noqa: E402, F401, I001  (registers P70–P89: issue 9 dosing classes)
+from fhir_fixtures import scenarios_facts  # noqa: E402, F401  (registers P50–P69)
 
 
 def to_json(sid: str) -> dict[str, Any]:

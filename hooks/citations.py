@@ -84,6 +84,17 @@ NEONATAL87 = Citation(
     "High-dose IV gammaglobulin in neonatal immune thrombocytopenia (Am J Hematol 1987;26:247)",
     "https://doi.org/10.1002/ajh.2830260306",
 )
+# --- patient facts of RULES.md v2 (computed eGFR, HIT kept as an allergy) -------------------------
+INKER21 = Citation(
+    "INKER21",
+    "CKD-EPI 2021 creatinine equation without race (Inker et al., N Engl J Med 2021;385:1737)",
+    "https://doi.org/10.1056/NEJMoa2102953",
+)
+SCHWARTZ09 = Citation(
+    "SCHWARTZ09",
+    "Bedside Schwartz equation for children (Schwartz et al., J Am Soc Nephrol 2009;20:629)",
+    "https://doi.org/10.1681/ASN.2008030287",
+)
 CTCAE5 = Citation(
     "CTCAE5",
     "Common Terminology Criteria for Adverse Events v5.0 (platelet count decreased)",

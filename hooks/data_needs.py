@@ -32,6 +32,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from hooks import terminology as t
@@ -96,7 +97,19 @@ READ_ELEMENTS: Mapping[str, frozenset[str]] = {
     ),
     "Medication": frozenset({"code"}),
     "AllergyIntolerance": frozenset(
-        {"patient", "code", "criticality", "reaction", "verificationStatus", "clinicalStatus"}
+        {
+            "patient",
+            "code",
+            "criticality",
+            "reaction",
+            "verificationStatus",
+            "clinicalStatus",
+            "onsetDateTime",
+            "onsetPeriod",
+            "lastOccurrence",
+            "recordedDate",
+            "note",
+        }
     ),
 }
 
@@ -279,14 +292,28 @@ def raw_instant(resource: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+@cache
+def _index(needs: tuple[DataNeed, ...]) -> tuple[dict[str, DataNeed], dict[str, DataNeed]]:
+    """(resource type → its first need, LOINC code → the Observation need that searches it)."""
+    by_type: dict[str, DataNeed] = {}
+    by_code: dict[str, DataNeed] = {}
+    for need in needs:
+        by_type.setdefault(need.resource_type, need)
+        for code in need.codes:
+            by_code.setdefault(code, need)
+    return by_type, by_code
+
+
 def need_for(resource: Mapping[str, Any], needs: Sequence[DataNeed]) -> DataNeed | None:
     """The need an Observation serves (by its LOINC code), else the first need of its type."""
+    by_type, by_code = _index(tuple(needs))
     kind = resource.get("resourceType")
-    candidates = [n for n in needs if n.resource_type == kind]
     if kind != "Observation":
-        return candidates[0] if candidates else None
-    codes = raw_loinc(resource)
-    return next((n for n in candidates if codes & set(n.codes)), None)
+        return by_type.get(kind)  # type: ignore[arg-type]
+    for system, code in raw_codings(resource.get("code")):
+        if system == t.LOINC and code in by_code:
+            return by_code[code]
+    return None
 
 
 def may_be_pregnant(resources: Iterable[Mapping[str, Any]], now: datetime, settings: RuleSettings) -> bool:

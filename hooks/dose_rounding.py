@@ -15,6 +15,7 @@ card shows or suggests goes through `round_dose`, so no rule can round its own w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -54,7 +55,7 @@ class RoundedDose:
             why = ""
         if _same(self.amount, self.target):
             return f"no rounding needed at {step} steps{why}"
-        return f"rounded to the nearest {step} from {number_text(self.target, 3)} {self.unit}{why}"
+        return f"rounded to the nearest {step} from {self.target:.3g} {self.unit}{why}"
 
 
 def round_dose(target: float, unit: str, steps: tuple[tuple[float, float], ...]) -> RoundedDose:
@@ -67,7 +68,9 @@ def round_dose(target: float, unit: str, steps: tuple[tuple[float, float], ...])
         amount = _to_step(target, step)
         if amount > 0 and abs(amount - target) <= target * MAX_ROUNDING_ERROR + 1e-12:
             return RoundedDose(amount, unit, target, step, usual)
-    return RoundedDose(_to_step(target, FINER_STEPS[-1]) or target, unit, target, FINER_STEPS[-1], usual)
+    # Below a milligram's worth: two significant figures, never more than 5 % off.
+    step = 10.0 ** (math.floor(math.log10(target)) - 1)
+    return RoundedDose(_to_step(target, step), unit, target, step, usual)
 
 
 def ivig_grams(g_per_kg: float, kg: float) -> RoundedDose:
@@ -89,9 +92,11 @@ def _same(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(b))
 
 
-def number_text(value: float, decimals: int = 3) -> str:
+def number_text(value: float, decimals: int = 6) -> str:
     """A number without float noise or trailing zeros: 0.6, 12.5, 80, 0.18."""
     text = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+    if text in ("", "0", "-0") and value != 0:
+        return f"{value:.2g}"  # smaller than the decimals show: never print a dose as "0"
     return text or "0"
 
 

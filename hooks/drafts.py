@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hooks import fhir_model
 from hooks import terminology as t
 from hooks.data_needs import raw_codings
-from hooks.fhir_model import Reading, Repair, read_resource
+from hooks.fhir_model import Reader, Reading, Repair
 
 #: Elements of a draft the rules read. A draft is parsed whole (an `update` suggestion carries it
 #: back), but an invalid element among these is reported rather than silently read as absent. No
@@ -97,7 +98,7 @@ class DraftSet:
         return wanted
 
 
-def read_drafts(context: Mapping[str, Any]) -> DraftSet:
+def read_drafts(context: Mapping[str, Any], reader: Reader | None = None) -> DraftSet:
     """Every draft of `context.draftOrders`, each read on its own (see the module docstring).
 
     `check_drafts` is the protocol's check of the same drafts.
@@ -113,7 +114,7 @@ def read_drafts(context: Mapping[str, Any]) -> DraftSet:
             {"status": "draft", "intent": "order", "subject": {"reference": patient}} if kind in ORDER_TYPES else None
         )
         reads = DRAFT_READS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
-        reading = read_resource(raw, where=where, reads=reads, defaults=defaults)
+        reading = (reader or fhir_model.read_resource)(raw, where=where, reads=reads, defaults=defaults)
         drafts.append(Draft(index, raw, reading))
     return DraftSet(tuple(drafts))
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from hooks import renal
 from hooks import terminology as t
 from hooks.fhir_model import Resource
 from hooks.orders import OrderKind, classify_medication, medication_concept
@@ -140,11 +141,69 @@ class IvigEvent:
 
 @dataclass(frozen=True)
 class Evidence:
-    """A condition found on record, with the words and date a card shows."""
+    """A condition found on record, with the words and date a card shows.
+
+    `since` is the onset (RULES.md v2 "Dates"): when the condition began. When it was written down
+    (`recordedDate`) is never an onset; it is kept apart, as `recorded`, for display only.
+    """
 
     flag: str
     text: str
     since: date | None
+    recorded: date | None = None
+
+
+@dataclass(frozen=True)
+class IgaStatus:
+    """Serum IgA judged as RULES.md v2 asks: on results drawn before the first IVIG.
+
+    IVIG products carry IgA, so a result drawn after a dose can read normal in a deficient patient.
+    - `deficient`: the newest result below the cut-off drawn at an age that can show deficiency,
+      whenever it was drawn (a low result even after IVIG is deficiency all the more).
+    - `pre_ivig`: the newest result drawn before the first IVIG: when it is normal (and no result
+      is deficient) deficiency is excluded.
+    - `post_ivig`: the newest normal result drawn after the first IVIG (or when the first IVIG is
+      not known): it alone cannot exclude deficiency.
+    "First IVIG" is the earliest IVIG ordered or given in the medication history read (RULES.md
+    "Prior IVIG": `ivig_history_lookback_days`, five years) or the onset of an allergy to immune
+    globulin; `first_ivig_known` is False when that history could not be read or an IVIG in it is
+    undated, and then no normal result counts as drawn before it.
+    """
+
+    deficient: Measurement | None = None
+    pre_ivig: Measurement | None = None
+    post_ivig: Measurement | None = None
+    first_ivig: datetime | None = None
+    first_ivig_known: bool = True
+
+    @property
+    def excluded(self) -> bool:
+        return self.deficient is None and self.pre_ivig is not None
+
+
+@dataclass(frozen=True)
+class ComputedEgfr:
+    """An eGFR computed from a serum creatinine when the lab sent none (RULES.md v2 "eGFR")."""
+
+    value: float  # mL/min/1.73 m²
+    equation: str  # "CKD-EPI 2021" or "bedside Schwartz"
+    creatinine: Measurement
+    inputs: str  # what the equation used, for the card
+
+
+@dataclass(frozen=True)
+class ItpDiagnosis:
+    """When ITP was diagnosed, as far as the record says (RULES.md v2 "Dates").
+
+    `on_or_before`: the earliest onset of an ITP record, or the date an ITP record was written when
+    that is earlier (a diagnosis is never written before it is made). `exact` is True when that
+    date is an onset, or the first ITP record with no earlier IVIG or ITP on record; a record date
+    alone only bounds the diagnosis from above.
+    """
+
+    on_or_before: date
+    exact: bool
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -173,6 +232,15 @@ class PatientFacts:
     ivig_anaphylaxis: bool
     anti_iga_antibodies: bool
     active_medications: frozenset[OrderKind]
+    # The newest weight in the record that is implausible for the age and newer than `weight` (the
+    # newest plausible one): not used for dosing, and said by `data-quality`.
+    implausible_weight: Measurement | None = None
+    iga_status: IgaStatus = field(default_factory=IgaStatus)
+    computed_egfr: ComputedEgfr | None = None
+    itp_diagnosis: ItpDiagnosis | None = None
+    # Allergies to immune globulin that are a label contraindication (RULES.md "Prior IVIG
+    # hypersensitivity"), as a card lists them.
+    ivig_reactions: tuple[str, ...] = ()
     unavailable: frozenset[DataKind] = field(default_factory=frozenset)
     # What could not be read, as a card shows it: results newer than the value used whose unit or
     # value could not be read, and elements of the record a rule reads that were not valid FHIR.
@@ -227,10 +295,12 @@ def build_facts(
     conditions = by_type.get("Condition", [])
     medications = {f"Medication/{m.id}": m for m in by_type.get("Medication", []) if m.id}
 
+    allergies = by_type.get("AllergyIntolerance", [])
     flags, evidence = _condition_flags(conditions)
+    _hit_allergies(allergies, now, settings, flags, evidence)
     bleeding, bleeding_text = _bleeding(conditions)
     pregnant, expected_delivery, pregnancy_start = _pregnancy(
-        observations, Flag.PREGNANCY in flags, evidence, now, settings
+        observations, Flag.PREGNANCY in flags, conditions, now, settings
     )
     if pregnant:  # the newest pregnancy-status observation outranks the problem list, either way
         flags.add(Flag.PREGNANCY)
@@ -242,23 +312,31 @@ def build_facts(
     )
 
     unreadable_notes: list[str] = list(unreadable)
+    unavailable = frozenset(unavailable)
 
     def latest(label: str, codes: frozenset[str], factors: Mapping[str, float], unit: str) -> Measurement | None:
         return _latest(observations, codes, factors, unit, label=label, unreadable=unreadable_notes)
 
+    sex = getattr(patient, "gender", None) if patient else None
+    weight, implausible_weight = _weights(observations, birth_date, settings, unreadable_notes)
+    height = latest("Height", t.HEIGHT_LOINC, t.HEIGHT_UNIT_FACTORS, "cm")
+    creatinine = latest("Creatinine", t.CREATININE_LOINC, t.CREATININE_UNIT_FACTORS, "mg/dL")
+    reactions = _ivig_reactions(allergies)
+    history_known = not (unavailable & MEDICATION_HISTORY)
+    first_ivig, first_known = _first_ivig(events, allergies, history_known)
     return PatientFacts(
         patient_id=patient_id,
         encounter_id=encounter_id,
         birth_date=birth_date,
         age_days=age_days,
         age_years=completed_years(birth_date, now.date()) if birth_date else None,
-        sex=getattr(patient, "gender", None) if patient else None,
-        weight=latest("Weight", t.WEIGHT_LOINC, t.WEIGHT_UNIT_FACTORS, "kg"),
-        height=latest("Height", t.HEIGHT_LOINC, t.HEIGHT_UNIT_FACTORS, "cm"),
+        sex=sex,
+        weight=weight,
+        height=height,
         platelets=_platelets(observations, settings),
         ipf=latest("IPF", t.IPF_LOINC, t.IPF_UNIT_FACTORS, "%"),
         iga=latest("Serum IgA", t.IGA_LOINC, t.IGA_UNIT_FACTORS, "mg/dL"),
-        creatinine=latest("Creatinine", t.CREATININE_LOINC, t.CREATININE_UNIT_FACTORS, "mg/dL"),
+        creatinine=creatinine,
         egfr=latest("eGFR", t.EGFR_LOINC, t.EGFR_UNIT_FACTORS, "mL/min/1.73 m²"),
         flags=frozenset(flags),
         evidence=tuple(evidence),
@@ -268,11 +346,16 @@ def build_facts(
         expected_delivery=expected_delivery,
         pregnancy_start=pregnancy_start,
         ivig_events=tuple(events),
-        ivig_anaphylaxis=_ivig_anaphylaxis(by_type.get("AllergyIntolerance", []), medications),
+        ivig_anaphylaxis=bool(reactions),
         anti_iga_antibodies=_anti_iga(conditions, observations),
         active_medications=frozenset(active_kinds),
+        implausible_weight=implausible_weight,
+        iga_status=_iga_status(observations, birth_date, first_ivig, first_known, settings),
+        computed_egfr=_computed_egfr(creatinine, birth_date, sex, height, settings),
+        itp_diagnosis=_itp_diagnosis(conditions, events, history_known),
+        ivig_reactions=reactions,
         unreadable=tuple(dict.fromkeys(unreadable_notes)),
-        unavailable=frozenset(unavailable),
+        unavailable=unavailable,
         partial=tuple(partial),
     )
 
@@ -435,7 +518,15 @@ def _condition_active(condition: Resource) -> bool:
 
 
 def _condition_since(condition: Resource) -> date | None:
-    return to_date(getattr(condition, "onsetDateTime", None)) or to_date(getattr(condition, "recordedDate", None))
+    """When the condition began: `onsetDateTime` or `onsetPeriod.start`, never `recordedDate`
+    (RULES.md v2 "Dates": the day a diagnosis is entered says nothing about when it began)."""
+    return to_date(getattr(condition, "onsetDateTime", None)) or to_date(
+        getattr(getattr(condition, "onsetPeriod", None), "start", None)
+    )
+
+
+def _condition_recorded(condition: Resource) -> date | None:
+    return to_date(getattr(condition, "recordedDate", None))
 
 
 def _matches(condition: Resource, concept_set: t.ConditionSet) -> bool:
@@ -459,7 +550,14 @@ def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Ev
                 continue  # a puerperium code sits in the O chapter but means the pregnancy has ended
             if flag not in flags and _matches(condition, concept_set):
                 flags.add(flag)
-                evidence.append(Evidence(flag.value, t.concept_text(condition.code), _condition_since(condition)))
+                evidence.append(
+                    Evidence(
+                        flag.value,
+                        t.concept_text(condition.code),
+                        _condition_since(condition),
+                        _condition_recorded(condition),
+                    )
+                )
     return flags, evidence
 
 
@@ -499,7 +597,7 @@ def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None]:
 def _pregnancy(
     observations: Sequence[Resource],
     on_problem_list: bool,
-    evidence: list[Evidence],
+    conditions: Sequence[Resource],
     now: datetime,
     settings: RuleSettings,
 ) -> tuple[bool, date | None, date | None]:
@@ -509,8 +607,9 @@ def _pregnancy(
     "Unknown" answer is no answer: neither a "not pregnant" of last year nor an "Unknown" of
     yesterday may cancel a pregnancy on the problem list. An expected delivery date more than
     `delivery_overdue_max_days` past belongs to an earlier pregnancy and is not used. The start
-    of the pregnancy (for the nadir window) is the expected delivery date minus 280 days when
-    known, else the onset of the pregnancy condition.
+    of the pregnancy (for the nadir window, RULES.md v2 "Dates") is the onset of an active
+    pregnancy-state condition, else the expected delivery date minus 280 days, else unknown: the
+    day the pregnancy was entered is not its start.
     """
     recent = now - timedelta(days=settings.pregnancy_status_max_age_days)
     status = [
@@ -535,11 +634,24 @@ def _pregnancy(
             break
     if delivery is not None and delivery < earliest:
         delivery = None
-    start = delivery - timedelta(days=280) if delivery else None
-    if start is None:
-        pregnancy_evidence = next((e for e in evidence if e.flag == Flag.PREGNANCY.value), None)
-        start = pregnancy_evidence.since if pregnancy_evidence else None
+    start = _pregnancy_onset(conditions, now, settings)
+    if start is None and delivery is not None:
+        start = delivery - timedelta(days=280)
     return pregnant, delivery if pregnant else None, start if pregnant else None
+
+
+def _pregnancy_onset(conditions: Sequence[Resource], now: datetime, settings: RuleSettings) -> date | None:
+    """The newest onset of an active pregnancy-state condition that can belong to a current
+    pregnancy (not in the future, not older than a pregnancy lasts)."""
+    earliest = now.date() - timedelta(days=settings.pregnancy_status_max_age_days)
+    onsets = [
+        onset
+        for condition in conditions
+        if condition.code is not None and _condition_active(condition) and _matches(condition, t.PREGNANCY_STATE)
+        for onset in (_condition_since(condition),)
+        if onset is not None and earliest <= onset <= now.date()
+    ]
+    return max(onsets, default=None)
 
 
 def _medication_history(
@@ -589,19 +701,268 @@ def _is_immune_globulin(substance: object) -> bool:
     return any(name in text for name in t.GENERIC_IG_NAMES) or any(a in words for a in t.IG_ABBREVIATIONS)
 
 
-def _ivig_anaphylaxis(allergies: Sequence[Resource], medications: Mapping[str, Resource]) -> bool:
+def _allergy_valid(allergy: Resource) -> bool:
+    return _status_code(getattr(allergy, "verificationStatus", None)) not in _INACTIVE_VERIFICATION
+
+
+def _allergy_onset(allergy: Resource) -> date | None:
+    """When the reaction happened: the allergy's onset, a reaction's onset, or its last occurrence."""
+    candidates = [
+        to_date(getattr(allergy, "onsetDateTime", None)),
+        to_date(getattr(getattr(allergy, "onsetPeriod", None), "start", None)),
+        to_date(getattr(allergy, "lastOccurrence", None)),
+        *(to_date(getattr(reaction, "onset", None)) for reaction in getattr(allergy, "reaction", None) or ()),
+    ]
+    dated = [d for d in candidates if d is not None]
+    return max(dated, default=None)
+
+
+def _allergy_substances(allergy: Resource) -> list[object]:
+    """What the allergy is to: its code and each reaction's `substance`."""
+    substances: list[object] = [allergy.code] if allergy.code is not None else []
+    substances += [r.substance for r in getattr(allergy, "reaction", None) or () if getattr(r, "substance", None)]
+    return substances
+
+
+def _allergy_texts(allergy: Resource) -> list[str]:
+    """Every free text of an allergy a clinician may have written a reaction into."""
+    texts = [t.concept_text(allergy.code)] if allergy.code is not None else []
+    for coding in getattr(allergy.code, "coding", None) or ():
+        texts.append(str(coding.display or ""))
+    for reaction in getattr(allergy, "reaction", None) or ():
+        texts.append(str(getattr(reaction, "description", None) or ""))
+        for manifestation in reaction.manifestation or ():
+            texts.append(t.concept_text(manifestation))
+            texts.extend(str(c.display or "") for c in getattr(manifestation, "coding", None) or ())
+    texts.extend(str(getattr(note, "text", None) or "") for note in getattr(allergy, "note", None) or ())
+    return [text for text in texts if text]
+
+
+def _manifestations(allergy: Resource) -> list[object]:
+    return [m for r in getattr(allergy, "reaction", None) or () for m in r.manifestation or ()]
+
+
+def _ivig_reactions(allergies: Sequence[Resource]) -> tuple[str, ...]:
+    """Allergies to immune globulin that contraindicate IVIG (RULES.md "Prior IVIG hypersensitivity"):
+    a reaction of anaphylaxis (coded 39579001, or the word in the reaction's text) or a high
+    criticality. Each as a card lists it, with its onset when known."""
+    found = []
     for allergy in allergies:
-        if _status_code(getattr(allergy, "verificationStatus", None)) in _INACTIVE_VERIFICATION:
+        if not _allergy_valid(allergy) or not any(_is_immune_globulin(s) for s in _allergy_substances(allergy)):
             continue
-        if not _is_immune_globulin(allergy.code):
+        coded = any(
+            t.ANAPHYLAXIS.matches(system, code) for m in _manifestations(allergy) for system, code in t.codings_of(m)
+        )
+        written = any(t.ANAPHYLAXIS_WORDS.search(text) for text in _allergy_texts(allergy))
+        high = allergy.criticality == "high"
+        if not (coded or written or high):
             continue
-        if allergy.criticality == "high":
+        why = "anaphylaxis" if coded or written else "criticality high"
+        onset = _allergy_onset(allergy)
+        substance = t.concept_text(allergy.code) or "immune globulin"
+        found.append(f"{substance}: {why}" + (f" ({onset.isoformat()})" if onset else ""))
+    return tuple(found)
+
+
+def _hit_allergies(
+    allergies: Sequence[Resource],
+    now: datetime,
+    settings: RuleSettings,
+    flags: set[Flag],
+    evidence: list[Evidence],
+) -> None:
+    """HIT kept on the allergy list (RULES.md v2 "HIT on record"): HIT on record whatever the
+    allergy's clinical status (heparin is refused, as for a resolved HIT condition), and current
+    HIT (`Flag.HIT`, read by the rules about HIT now) only when the reaction happened within
+    `hit_allergy_current_days`: a heparin allergy of 2015 says to avoid heparin, not that the
+    patient has HIT today."""
+    for allergy in allergies:
+        if not _allergy_valid(allergy) or not _is_hit_allergy(allergy):
+            continue
+        onset = _allergy_onset(allergy)
+        substance = t.concept_text(allergy.code) or "heparin"
+        record = Evidence(
+            Flag.HIT_HISTORY.value,
+            f"allergy to {substance} with heparin-induced thrombocytopenia",
+            onset,
+            to_date(getattr(allergy, "recordedDate", None)),
+        )
+        if Flag.HIT_HISTORY not in flags:
+            flags.add(Flag.HIT_HISTORY)
+            evidence.append(record)
+        recent = onset is not None and (now.date() - onset).days <= settings.hit_allergy_current_days
+        if recent and Flag.HIT not in flags:
+            flags.add(Flag.HIT)
+            evidence.append(Evidence(Flag.HIT.value, record.text, record.since, record.recorded))
+
+
+def _is_hit_allergy(allergy: Resource) -> bool:
+    """A reaction coded as HIT on any allergy, or HIT (or thrombocytopenia) in the words of an allergy
+    to a heparin, unless the words say HIT was excluded."""
+    for manifestation in _manifestations(allergy):
+        if any(t.HIT.matches(system, code) for system, code in t.codings_of(manifestation)):
             return True
-        for reaction in allergy.reaction or ():
-            for manifestation in reaction.manifestation or ():
-                if any(t.ANAPHYLAXIS.matches(system, code) for system, code in t.codings_of(manifestation)):
-                    return True
-    return False
+    if not any(classify_medication(s) is OrderKind.HEPARIN for s in _allergy_substances(allergy)):
+        return False
+    for manifestation in _manifestations(allergy):
+        if any(t.THROMBOCYTOPENIA.matches(system, code) for system, code in t.codings_of(manifestation)):
+            return True
+    texts = _allergy_texts(allergy)
+    if any(t.HIT_NEGATED.search(text) for text in texts):
+        return False
+    return any(
+        t.HIT_WORDS.search(text) or t.HIT_WORDS_ANY_CASE.search(text) or t.THROMBOCYTOPENIA_WORDS.search(text)
+        for text in texts
+    )
+
+
+# --- weights: plausible for the age, or not used for dosing -------------------------------------
+
+
+def _weights(
+    observations: Sequence[Resource],
+    birth_date: date | None,
+    settings: RuleSettings,
+    unreadable: list[str],
+) -> tuple[Measurement | None, Measurement | None]:
+    """The newest weight plausible for the age it was taken at, and the newest implausible one
+    newer than it (RULES.md v2 "Weight plausibility"): a weight of 3200 "kg" for a neonate is a
+    unit slip, and a dose computed from it would be a thousandfold wrong."""
+    implausible: Measurement | None = None
+    candidates = [o for o in observations if t.has_loinc(o.code, t.WEIGHT_LOINC)]
+    for observation in _sorted_newest_first(candidates):
+        quantity = getattr(observation, "valueQuantity", None)
+        value = _convert(quantity, t.WEIGHT_UNIT_FACTORS)
+        at = _observation_time(observation)
+        if value is None:
+            recorded = _as_recorded(quantity) if quantity is not None else "no quantity"
+            dated = at.date().isoformat() if at else "undated"
+            unreadable.append(f"Weight of {dated}: {recorded} (unit or value not readable)")
+            continue
+        measurement = Measurement(value, "kg", at, _as_recorded(quantity), quantity.comparator)
+        age_days = (at.date() - birth_date).days if at is not None and birth_date is not None else None
+        low, high = settings.weight_bounds(age_days)
+        if not low <= value <= high:
+            implausible = implausible or measurement
+            continue
+        return measurement, implausible
+    return None, implausible
+
+
+# --- IgA before the first IVIG ------------------------------------------------------------------
+
+
+def _first_ivig(
+    events: Sequence[IvigEvent],
+    allergies: Sequence[Resource],
+    history_known: bool,
+) -> tuple[datetime | None, bool]:
+    """The earliest IVIG that may have been given, and whether that is known at all."""
+    given = [e for e in events if e.may_have_been_given]
+    known = history_known and all(e.at is not None for e in given)
+    moments = [e.at for e in given if e.at is not None]
+    for allergy in allergies:  # a reaction to immune globulin shows it was given by then
+        onset = _allergy_onset(allergy)
+        if (
+            onset is not None
+            and _allergy_valid(allergy)
+            and any(_is_immune_globulin(s) for s in _allergy_substances(allergy))
+        ):
+            moments.append(datetime.combine(onset, datetime.min.time(), tzinfo=UTC))
+    return min(moments, default=None), known
+
+
+def _iga_status(
+    observations: Sequence[Resource],
+    birth_date: date | None,
+    first_ivig: datetime | None,
+    first_known: bool,
+    settings: RuleSettings,
+) -> IgaStatus:
+    deficient = pre = post = None
+    results = [o for o in observations if t.has_loinc(o.code, t.IGA_LOINC)]
+    for observation in _sorted_newest_first(results):
+        quantity = getattr(observation, "valueQuantity", None)
+        value = _convert(quantity, t.IGA_UNIT_FACTORS)
+        if value is None:
+            continue  # said by `_latest` when newer than the result used
+        at = _observation_time(observation)
+        measurement = Measurement(value, "mg/dL", at, _as_recorded(quantity), quantity.comparator)
+        low = value < settings.iga_deficient_mg_dl or (
+            quantity.comparator in ("<", "<=") and value <= settings.iga_deficient_mg_dl
+        )
+        if low:
+            # Serum IgA is physiologically near absent in early infancy: a low result then is no deficiency.
+            infant = (
+                at is not None
+                and birth_date is not None
+                and (at.date() - birth_date).days < settings.iga_screening_min_age_days
+            )
+            if not infant and deficient is None:
+                deficient = measurement
+            continue
+        before_ivig = first_known and at is not None and (first_ivig is None or at < first_ivig)
+        if before_ivig and pre is None:
+            pre = measurement
+        elif not before_ivig and post is None:
+            post = measurement
+    return IgaStatus(deficient, pre, post, first_ivig, first_known)
+
+
+# --- eGFR computed from creatinine ----------------------------------------------------------------
+
+
+def _computed_egfr(
+    creatinine: Measurement | None,
+    birth_date: date | None,
+    sex: str | None,
+    height: Measurement | None,
+    settings: RuleSettings,
+) -> ComputedEgfr | None:
+    """eGFR from the newest serum creatinine (RULES.md v2 "eGFR"): CKD-EPI 2021 without a race term
+    for adults, bedside Schwartz for children with a recent height. None when the equation's
+    inputs are missing (no age, a child with no height, an infant below the equation's range)."""
+    if creatinine is None or creatinine.at is None or birth_date is None or creatinine.value <= 0:
+        return None
+    taken = creatinine.at.date()
+    age_days = (taken - birth_date).days
+    years = completed_years(birth_date, taken)
+    if years >= settings.adult_age_years:
+        value, used = renal.ckd_epi_2021(creatinine.value, years, sex)
+        return ComputedEgfr(value, "CKD-EPI 2021", creatinine, used)
+    if age_days < settings.schwartz_min_age_days or height is None or height.at is None:
+        return None
+    if abs((creatinine.at - height.at).days) > settings.child_height_max_age_days:
+        return None
+    value = renal.bedside_schwartz(creatinine.value, height.value)
+    return ComputedEgfr(value, "bedside Schwartz", creatinine, f"height {height.value:g} cm")
+
+
+# --- ITP: when it was diagnosed -----------------------------------------------------------------
+
+
+def _itp_diagnosis(
+    conditions: Sequence[Resource], events: Sequence[IvigEvent], history_known: bool
+) -> ItpDiagnosis | None:
+    dated: list[tuple[date, bool]] = []  # (date, is an onset)
+    for condition in conditions:
+        if condition.code is None or not _condition_valid(condition) or not _matches(condition, t.ITP):
+            continue
+        onset, recorded = _condition_since(condition), _condition_recorded(condition)
+        if onset is not None:
+            dated.append((onset, True))
+        if recorded is not None:
+            dated.append((recorded, False))
+    if not dated:
+        return None
+    first, is_onset = min(dated, key=lambda item: (item[0], not item[1]))
+    if is_onset:
+        return ItpDiagnosis(first, True, "onset")
+    given = [e for e in events if e.may_have_been_given]
+    earlier_ivig = any(e.at is None or e.at.date() < first for e in given)
+    if history_known and not earlier_ivig:
+        return ItpDiagnosis(first, True, "first ITP record, no earlier IVIG on record")
+    return ItpDiagnosis(first, False, "recorded (onset not on record)")
 
 
 def _anti_iga(conditions: Sequence[Resource], observations: Sequence[Resource]) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 __all__ = [
     "InvalidResourceError",
+    "Reader",
     "Reading",
     "Repair",
     "Resource",
@@ -211,6 +212,20 @@ def resources_of(payload: object) -> list[Resource]:
 # Every change is returned as a `Repair` with its element path, for the log and the metrics.
 
 REPAIR_ACTIONS = ("wrapped-in-list", "moved-to-r4", "completed", "left-out", "unreadable")
+
+
+class Reader(Protocol):
+    """What reads a resource: `read_resource`, or a cache in front of it (cds_service/parse_cache.py)."""
+
+    def __call__(
+        self,
+        raw: object,
+        *,
+        where: str,
+        reads: frozenset[str],
+        keep: frozenset[str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> Reading: ...
 _MAX_ROUNDS = 8  # each round fixes every error pydantic reported; real resources need one or two
 
 

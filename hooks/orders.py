@@ -288,7 +288,7 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
         return OrderKind.OTHER
     if any(name in all_text for name in t.CORTICOSTEROID_RXNORM.values()):
         return _corticosteroid(concept, resource)
-    if any(name in all_text for name in t.LMWH_NAMES):
+    if any(name in t.without_heparin_negations(all_text) for name in t.LMWH_NAMES):  # not "heparin-free"
         return OrderKind.HEPARIN
     if any(name in all_text for name in t.ESTROGEN_NAMES):
         return OrderKind.ESTROGEN

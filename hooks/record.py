@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hooks import fhir_model
 from hooks import terminology as t
 from hooks.data_needs import READ_ELEMENTS, DataNeed, raw_codings, raw_instant, raw_loinc, selected
 from hooks.facts import DataKind
-from hooks.fhir_model import Repair, Resource, read_resource
+from hooks.fhir_model import Reader, Repair, Resource
 
 #: How a card names a result, by LOINC code.
 _LOINC_LABELS = {
@@ -90,6 +91,7 @@ def read_record(
     needs: Sequence[DataNeed],
     now: datetime,
     platelets_since: datetime,
+    reader: Reader | None = None,
 ) -> RecordReading:
     """The resources a rule reads, parsed; each raw resource is `(where it came from, JSON)`."""
     pool: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
@@ -110,9 +112,10 @@ def read_record(
     ]
     chosen.extend(_newest_platelet_if_none_chosen(everything, chosen, needs))
     reading = RecordReading()
+    read = reader or fhir_model.read_resource
     for origin, resource in chosen:
         reads = READ_ELEMENTS.get(str(resource.get("resourceType")), frozenset())
-        result = read_resource(resource, where=origin, reads=reads, keep=reads)
+        result = read(resource, where=origin, reads=reads, keep=reads)
         reading.repairs.extend(result.repairs)
         if result.resource is None:
             reading.unreadable.append(f"{describe(resource)}: could not be read ({result.problem})")

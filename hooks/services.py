@@ -173,10 +173,15 @@ def in_scope(targets: Sequence[DraftOrder]) -> bool:
     return judged(targets) or any(o.unread for o in targets)
 
 
-def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[PatientFacts | None, list[Finding]]:
-    """Facts in, findings out. Returns no findings when no draft order is this service's business."""
+def judge(
+    call: HookCall, *, settings: RuleSettings, now: datetime, orders: Sequence[DraftOrder] | None = None
+) -> tuple[PatientFacts | None, list[Finding]]:
+    """Facts in, findings out. Returns no findings when no draft order is this service's business.
+
+    `orders`: the drafts as `classify_drafts` classified them, when the caller already did.
+    """
     now = now.astimezone(settings.display_zone)  # cards speak the deployment's local time
-    drafts = classify_drafts(call, settings)
+    drafts = tuple(orders) if orders is not None else classify_drafts(call, settings)
     targets = targets_of(call, drafts)
     if not in_scope(targets):
         return None, []
@@ -194,7 +199,8 @@ def judge(call: HookCall, *, settings: RuleSettings, now: datetime) -> tuple[Pat
         draft_references=frozenset(d.reference for d in drafts),
     )
     heparin_only = not any(o.kind in TARGET_KINDS for o in targets)
-    if heparin_only and Flag.HIT_HISTORY not in facts.flags and DataKind.CONDITIONS not in facts.unavailable:
+    hit_readable = not facts.unavailable & {DataKind.CONDITIONS, DataKind.ALLERGIES}  # HIT may be kept in either
+    if heparin_only and Flag.HIT_HISTORY not in facts.flags and hit_readable:
         return facts, unread_order_findings(targets, settings)  # heparin without HIT: not our business
     context = RuleContext(facts=facts, drafts=drafts, targets=targets, settings=settings, now=now)
     return facts, reconcile(evaluate(context), drafts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, timedelta, tzinfo
+from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -29,6 +30,14 @@ class RuleSettings:
     # Plausibility of a platelet count after unit conversion (10^9/L).
     platelet_min_plausible: float = 1.0
     platelet_max_plausible: float = 2000.0
+    # Plausible weights by age (RULES.md v2 "Weight plausibility"), as "from-age:min-max" bands
+    # (age in d or y, weights in kg) read in order: a weight outside its band is not used for
+    # dosing. The neonatal maximum (10 kg), the 300 kg ceiling and the 0.3 kg floor are the rule
+    # book's. The bands between are set far outside the extremes of the WHO Child Growth Standards
+    # (0–5 years, ±3 SD) and the CDC growth charts (2–20 years), so a real child at an extreme
+    # percentile is never refused: what they catch is grams typed as kilograms, pounds at the
+    # extremes, and a dropped or added digit. Without a birth date the widest band applies.
+    weight_plausible_bands: str = "0d:0.3-10; 28d:0.3-25; 1y:2-100; 6y:5-200; 12y:10-300"
 
     # Thresholds (10^9/L unless stated).
     critical_bleeding_platelets: float = 50.0  # critical/significant bleeding cut-off
@@ -42,6 +51,14 @@ class RuleSettings:
     # Serum IgA is physiologically near absent in early infancy, so a screening result then cannot
     # show deficiency: iga-screening starts at this age (a departure from RULES.md, see the note).
     iga_screening_min_age_days: int = 183
+    # HIT kept only on the allergy list is current HIT (not only a reason to avoid heparin) when the
+    # reaction happened this recently: HIT antibodies are usually gone by about 100 days, and
+    # heparin re-exposure within 100 days can bring rapid-onset HIT (Warkentin & Kelton, NEJM 2001).
+    hit_allergy_current_days: int = 100
+    # eGFR computed from creatinine in children (bedside Schwartz, JASN 2009): the equation was
+    # derived from 1 year of age, and needs a height measured near the creatinine (a child grows).
+    schwartz_min_age_days: int = 365
+    child_height_max_age_days: int = 90
     elderly_age_years: int = 65  # age >65 (completed years, so from the 66th birthday): an IVIG risk factor
 
     # Populations and disease phase (RULES.md: `neonatal` age <28 days, `pediatric-itp` age <18).
@@ -95,6 +112,17 @@ class RuleSettings:
     def display_zone(self) -> tzinfo:
         return UTC if self.display_time_zone == "UTC" else ZoneInfo(self.display_time_zone)
 
+    def weight_bounds(self, age_days: int | None) -> tuple[float, float]:
+        """The plausible weight range (kg) at an age in days; the widest one when the age is unknown."""
+        bands = parse_weight_bands(self.weight_plausible_bands)
+        if age_days is None:
+            return min(low for _, low, _ in bands), max(high for _, _, high in bands)
+        low, high = bands[0][1], bands[0][2]
+        for start, band_low, band_high in bands:
+            if age_days >= start:
+                low, high = band_low, band_high
+        return low, high
+
     def with_overrides(self, overrides: dict[str, str]) -> RuleSettings:
         """A copy with string overrides (from the environment) converted to each field's type.
 
@@ -130,6 +158,35 @@ class RuleSettings:
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"rule setting {f.name} must not be negative")
+        parse_weight_bands(self.weight_plausible_bands)
+
+
+_AGE_UNITS = {"d": 1, "y": 365.25}
+
+
+def parse_weight_bands(text: str) -> list[tuple[int, float, float]]:
+    """ "0d:0.3-10; 28d:0.3-25" as [(from age in days, min kg, max kg)], in increasing age.
+
+    A ValueError names what is wrong, so a mistyped band stops the service at start."""
+    bands = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        try:
+            age, _, limits = part.partition(":")
+            age = age.strip()
+            start = round(float(age[:-1]) * _AGE_UNITS[age[-1]])
+            low, _, high = limits.partition("-")
+            bands.append((start, float(low), float(high)))
+        except (KeyError, ValueError, IndexError):
+            raise ValueError(f"weight band {part!r} is not 'age(d|y):min-max'") from None
+    if not bands or bands[0][0] != 0:
+        raise ValueError("weight_plausible_bands must start with a band from age 0d")
+    if any(a[0] >= b[0] for a, b in pairwise(bands)):
+        raise ValueError("weight_plausible_bands must be in increasing age")
+    if any(not 0 < low < high for _, low, high in bands):
+        raise ValueError("each weight band needs 0 < min < max")
+    return bands
 
 
 def parse_text(raw: str, like: object) -> object:

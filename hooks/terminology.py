@@ -90,7 +90,16 @@ PLATELET_UNIT_FACTORS: dict[str, float] = {
 WEIGHT_UNIT_FACTORS: dict[str, float] = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}
 HEIGHT_UNIT_FACTORS: dict[str, float] = {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54}
 IGA_UNIT_FACTORS: dict[str, float] = {"mg/dL": 1.0, "g/L": 100.0, "mg/L": 0.1}
-CREATININE_UNIT_FACTORS: dict[str, float] = {"mg/dL": 1.0, "umol/L": 1 / 88.42}
+# Creatinine (molar mass 113.12 g/mol): 1 mg/dL = 88.42 µmol/L. The CKD-EPI and Schwartz equations
+# take mg/dL. The micro sign (U+00B5) and the Greek mu (U+03BC) are both seen in lab feeds.
+CREATININE_UMOL_PER_MG_DL = 88.42
+CREATININE_UNIT_FACTORS: dict[str, float] = {
+    "mg/dL": 1.0,
+    "umol/L": 1 / CREATININE_UMOL_PER_MG_DL,
+    "\u00b5mol/L": 1 / CREATININE_UMOL_PER_MG_DL,
+    "\u03bcmol/L": 1 / CREATININE_UMOL_PER_MG_DL,
+    "mmol/L": 1000 / CREATININE_UMOL_PER_MG_DL,
+}
 EGFR_UNIT_FACTORS: dict[str, float] = {"mL/min/{1.73_m2}": 1.0, "mL/min/1.73m2": 1.0, "mL/min": 1.0}
 IPF_UNIT_FACTORS: dict[str, float] = {"%": 1.0}
 
@@ -106,6 +115,9 @@ class ConditionSet:
 
     snomed: frozenset[str] = frozenset()
     icd10_prefixes: tuple[str, ...] = ()
+    # An injury code whose 7th character is S (sequela, ICD-10-CM) names the late effect of an
+    # injury, not the injury: a sequela of a subdural haemorrhage is not a bleed today.
+    exclude_injury_sequelae: bool = False
 
     def matches(self, system: str | None, code: str | None) -> bool:
         if not system or not code:
@@ -113,8 +125,18 @@ class ConditionSet:
         if system == SNOMED:
             return code in self.snomed
         if system in ICD10_SYSTEMS:
-            return any(_icd10_under(code.upper(), prefix) for prefix in self.icd10_prefixes)
+            upper = code.upper()
+            if self.exclude_injury_sequelae and _injury_sequela(upper):
+                return False
+            return any(_icd10_under(upper, prefix) for prefix in self.icd10_prefixes)
         return False
+
+
+def _injury_sequela(code: str) -> bool:
+    """ICD-10-CM chapter 19 (S, T) codes carry the encounter in a 7th character: A initial, D
+    subsequent, S sequela."""
+    bare = code.replace(".", "")
+    return bare[:1] in ("S", "T") and len(bare) == 7 and bare.endswith("S")
 
 
 def _icd10_under(code: str, prefix: str) -> bool:
@@ -157,17 +179,138 @@ HCV = ConditionSet(snomed=frozenset({"50711007", "128302006"}), icd10_prefixes=(
 CIDP = ConditionSet(snomed=frozenset({"128209004"}), icd10_prefixes=("G61.81",))
 HIV = ConditionSet(snomed=frozenset({"86406008"}), icd10_prefixes=("B20",))
 
-# Intracranial: SNOMED CT 1386000 and, since no subsumption service is at hand, its common children
-# as EHRs code them (21454007 subarachnoid, 274100004 cerebral, 35486000 subdural haemorrhage);
-# ICD-10 I60–I62 and the traumatic S06.4 epidural, S06.5 subdural, S06.6 subarachnoid haemorrhage.
+# --- Bleeding classes as hierarchies (RULES.md v2 "Bleeding classes are hierarchies") ---------
+# No SNOMED CT subsumption service is at hand, so each class lists the listed concept and its
+# descendants as published in a public SNOMED CT subset: the SNOMED International IPS free set
+# (HL7/fhir-ips, ValueSet ProblemsSnomedCtIpsFreeSet, SNOMED CT International 2022-07-31), where
+# every code below appears with the meaning given. ICD-10 is read by category (a prefix covers its
+# subcodes); ICD-10-CM codes were checked against the CMS FY2026 tabular list.
+#
+# Critical: intracranial haemorrhage, SNOMED CT 1386000 and descendants:
+#   274100004 cerebral hemorrhage, 21454007 subarachnoid hemorrhage, 35486000 subdural hemorrhage,
+#   195176009 non-traumatic subdural hemorrhage, 281864001 non-traumatic intracranial subdural
+#   hematoma, 304831001 chronic intracranial subdural hematoma, 425957003 non-traumatic
+#   intracerebral ventricular hemorrhage, 70611002 perinatal intraventricular hemorrhage,
+#   209987007 traumatic subdural hemorrhage, 262952002 traumatic subdural hematoma, 262955000
+#   subarachnoid hemorrhage due to traumatic injury, 111593004 closed fracture of vault of skull
+#   with intracranial hemorrhage.
+# ICD-10: I60–I62 (nontraumatic); P52 intracranial nontraumatic hemorrhage of newborn (P52.0–P52.9)
+# and P10 intracranial laceration and hemorrhage due to birth injury (P10.0–P10.9); traumatic, with
+# haemorrhage: S06.34/S06.35/S06.36 traumatic hemorrhage of right/left/unspecified cerebrum,
+# S06.37/S06.38 contusion, laceration and hemorrhage of cerebellum/brainstem, S06.4 epidural,
+# S06.5 traumatic subdural, S06.6 traumatic subarachnoid hemorrhage. S06.31–S06.33 (contusion and
+# laceration of cerebrum, no haemorrhage in the title) are not included; sequelae (7th character S)
+# never count.
 CRITICAL_BLEEDING = ConditionSet(
-    snomed=frozenset({"1386000", "21454007", "274100004", "35486000"}),
-    icd10_prefixes=("I60", "I61", "I62", "S06.4", "S06.5", "S06.6"),
+    snomed=frozenset(
+        {
+            "1386000",
+            "274100004",
+            "21454007",
+            "35486000",
+            "195176009",
+            "281864001",
+            "304831001",
+            "425957003",
+            "70611002",
+            "209987007",
+            "262952002",
+            "262955000",
+            "111593004",
+        }
+    ),
+    icd10_prefixes=(
+        "I60",
+        "I61",
+        "I62",
+        "P52",
+        "P10",
+        "S06.34",
+        "S06.35",
+        "S06.36",
+        "S06.37",
+        "S06.38",
+        "S06.4",
+        "S06.5",
+        "S06.6",
+    ),
+    exclude_injury_sequelae=True,
 )
-# GI (74474003, with 37372002 upper and 87763006 lower GI haemorrhage) and genitourinary bleeding.
+# Significant: GI haemorrhage, SNOMED CT 74474003 and descendants (IPS free set): 37372002 upper GI
+#   bleeding, 87763006 lower GI hemorrhage, 61401005 gastric hemorrhage, 95533003 duodenal
+#   hemorrhage, 95540002 hemorrhage of colon, 12063002 rectal hemorrhage, 266464001 hemorrhage of
+#   rectum and anus, 15238002 esophageal bleeding, 17709002 bleeding esophageal varices, 24807004
+#   bleeding gastric varices, 57748001 bleeding ulcer of esophagus, 64121000 peptic ulcer with
+#   hemorrhage, 12274003 acute and 49232000 chronic peptic ulcer with hemorrhage, 15902003 gastric
+#   ulcer with hemorrhage, 89748001 acute and 57246001 chronic gastric ulcer with hemorrhage,
+#   12847006 acute and 89469000 chronic duodenal ulcer with hemorrhage, 307233002 erosion of stomach
+#   with hemorrhage, 197092000 hemorrhage of large intestine with diverticular disease.
+# ICD-10-CM: K92.0 hematemesis, K92.1 melena, K92.2 GI hemorrhage unspecified, and the bleeds EHRs
+# code by their cause: K25–K28 (gastric, duodenal, peptic, gastrojejunal ulcer) .0/.2 acute and
+# .4/.6 chronic or unspecified "with hemorrhage"; K22.11 ulcer of esophagus with bleeding; I85.01
+# and I85.11 esophageal varices with bleeding; K29.x1 gastritis/duodenitis with bleeding; K57.x1 and
+# K57.x3 diverticular disease with bleeding; K62.5 hemorrhage of anus and rectum.
+# Genitourinary: 34436003 blood in urine, with 87696004 hemorrhagic cystitis and 405555006
+# hemorrhage of urethra (IPS free set); ICD-10 R31 hematuria.
+_ULCER_WITH_HEMORRHAGE = tuple(f"K2{site}.{sub}" for site in "5678" for sub in "0246")
+_GASTRITIS_WITH_BLEEDING = tuple(f"K29.{sub}1" for sub in "023456789")  # K29.1 does not exist
+_DIVERTICULAR_WITH_BLEEDING = (
+    "K57.01",
+    "K57.11",
+    "K57.13",
+    "K57.21",
+    "K57.31",
+    "K57.33",
+    "K57.41",
+    "K57.51",
+    "K57.53",
+    "K57.81",
+    "K57.91",
+    "K57.93",
+)
 SIGNIFICANT_BLEEDING = ConditionSet(
-    snomed=frozenset({"74474003", "37372002", "87763006", "34436003"}),
-    icd10_prefixes=("K92.0", "K92.1", "K92.2", "R31"),
+    snomed=frozenset(
+        {
+            "74474003",
+            "37372002",
+            "87763006",
+            "61401005",
+            "95533003",
+            "95540002",
+            "12063002",
+            "266464001",
+            "15238002",
+            "17709002",
+            "24807004",
+            "57748001",
+            "64121000",
+            "12274003",
+            "49232000",
+            "15902003",
+            "89748001",
+            "57246001",
+            "12847006",
+            "89469000",
+            "307233002",
+            "197092000",
+            "34436003",
+            "87696004",
+            "405555006",
+        }
+    ),
+    icd10_prefixes=(
+        "K92.0",
+        "K92.1",
+        "K92.2",
+        *_ULCER_WITH_HEMORRHAGE,
+        "K22.11",
+        "I85.01",
+        "I85.11",
+        *_GASTRITIS_WITH_BLEEDING,
+        *_DIVERTICULAR_WITH_BLEEDING,
+        "K62.5",
+        "R31",
+    ),
 )
 # Any other bleed (SNOMED CT 131148009 Bleeding, ICD-10 R58 Haemorrhage NEC): not a class by itself,
 # but critical when flagged life-threatening (RULES.md "any bleed flagged life-threatening").
@@ -257,6 +400,27 @@ LMWH_NAMES = (
     "hep-lock",
 )
 
+# --- Negation in product names (RULES.md "A name that says the product is free of heparin ... is
+# not a heparin") ---------------------------------------------------------------------------------
+# How product and order names say a heparin is absent: "heparin-free", "heparin free", "free of
+# heparin", "without heparin", "w/o heparin", "no heparin", "non-heparin(ised)", "nonheparinized",
+# "unheparinised", "heparin: none", "0 units heparin". Such a phrase is removed before heparin
+# names are looked for, so "Enoxaparin 40 mg (heparin-free diluent)" is still enoxaparin.
+_HEPARIN_NEGATION = re.compile(
+    r"heparin[\s-]*free"
+    r"|free\s+(?:of|from)\s+heparin\w*"
+    r"|(?<![\w-])(?:without|w/o|w/out|no|non|not|sans|un)[\s-]*heparin\w*"
+    r"|heparin\w*\s*:\s*(?:none|no|nil|0)\b"
+    r"|(?<![\w.])0\s*(?:units?|iu|u)\s+(?:of\s+)?heparin\w*",
+    re.IGNORECASE,
+)
+
+
+def without_heparin_negations(text: str) -> str:
+    """`text` with every phrase saying "no heparin" blanked out (the rest is still read)."""
+    return _HEPARIN_NEGATION.sub(" ", text)
+
+
 PREDNISONE = Code(RXNORM, "8640", "prednisone")
 IGA_DEPLETED_IVIG_TEXT = "Immune globulin intravenous, IgA-depleted (Gammagard S/D)"
 
@@ -297,6 +461,35 @@ INTRAVENOUS_ROUTE_SNOMED = frozenset({"47625008"})
 SUBCUTANEOUS_ROUTE_SNOMED = frozenset({"34206005"})
 
 ANAPHYLAXIS = ConditionSet(snomed=frozenset({"39579001"}))
+# Reactions written as text (manifestation.text, reaction.description): "anaphylaxis",
+# "anaphylactic shock", "anaphylactoid reaction".
+ANAPHYLAXIS_WORDS = re.compile(r"\banaphyla\w*", re.IGNORECASE)
+
+# --- HIT on record as an allergy (RULES.md v2 "HIT on record") -----------------------------------
+# A reaction coded as HIT (the `HIT` set: SNOMED CT 73397007, ICD-10-CM D75.82x) on any allergy, or
+# HIT named in the text of an allergy to a heparin: "HIT", "HITT", "HIT type II", "heparin-induced
+# thrombocytopenia", "heparin associated thrombocytopenia", "PF4 antibody". "HIT" is matched only
+# in capitals as a word of its own ("hit by a car" is not HIT). A heparin allergy whose reaction is
+# thrombocytopenia (the THROMBOCYTOPENIA set or the word) is read as HIT too: immune HIT is the
+# thrombocytopenia heparin causes that matters, and reading it so only ever stops heparin.
+HIT_WORDS = re.compile(
+    r"(?<![\w-])HITT?(?![\w])"
+    r"|heparin[\s-]*(?:induced|associated|related)[\s-]*thrombocytop\w*"
+    r"|\b(?:anti-?)?PF4\b",
+)
+HIT_WORDS_ANY_CASE = re.compile(r"heparin[\s-]*(?:induced|associated|related)[\s-]*thrombocytop\w*", re.IGNORECASE)
+THROMBOCYTOPENIA_WORDS = re.compile(r"\bthrombocytop\w*|\blow\s+platelets?\b", re.IGNORECASE)
+# A mention that says HIT was excluded: "HIT ruled out", "HIT antibody negative", "no HIT", "not HIT".
+HIT_NEGATED = re.compile(
+    r"(?:\b(?:no|not|non)[\s-]+(?:HITT?\b|heparin[\s-]*induced))"
+    r"|(?:\b(?:ruled\s+out|r/o|excluded|negative\s+for)\s+(?:HITT?\b|heparin[\s-]*induced))"
+    r"|(?:(?:HITT?|PF4)\b[^.;]{0,30}?\b(?:negative|neg\b|ruled\s+out|excluded|unlikely))",
+    re.IGNORECASE,
+)
+
+# Pregnancy *state* codes, whose onset is the start of the pregnancy (RULES.md v2 "Dates"). Other
+# codes of the O chapter name a complication, whose onset is the complication's, not the pregnancy's.
+PREGNANCY_STATE = ConditionSet(snomed=frozenset({"77386006"}), icd10_prefixes=("Z33.1",))
 # Condition.severity meaning "life threatening": makes any bleed critical (RULES.md "Bleeding").
 LIFE_THREATENING_SEVERITY = frozenset({"442452003"})
 # Anti-IgA antibody lab codes: none verified yet, so recognition is by the result's name.

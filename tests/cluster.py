@@ -147,7 +147,7 @@ def running_cluster(workdir: Path, conninfo: str, count: int = 3, workers: int =
             IVIG_CDS_AUDIT_KEY="scale-out-test-audit-key-0123456789abcdef",
             IVIG_CDS_WORKERS=str(workers),
             IVIG_CDS_THREADS="4",
-            REQUESTS_CA_BUNDLE=str(jwks.ca_bundle),
+            IVIG_CDS_CA_BUNDLE=str(jwks.ca_bundle),
         )
         replicas: list[Replica] = []
         for index in range(count):

@@ -2,7 +2,7 @@
 
 Issuer URLs must be https, so a server process cannot be pointed at a plain-http JWKS: this one
 has a self-signed certificate made per test run, which the service under test trusts through
-`REQUESTS_CA_BUNDLE` (requests reads it from the environment).
+`IVIG_CDS_CA_BUNDLE` (the service ignores the environment's `REQUESTS_CA_BUNDLE`).
 """
 
 from __future__ import annotations

@@ -65,3 +65,42 @@ def running_service(
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+def sekmet_command() -> list[str] | None:
+    """The real FHIR server of the test extra (sekmet-fhir), if installed."""
+    exe = shutil.which("sekmet") or str(Path(sys.executable).with_name("sekmet"))
+    return [exe] if Path(exe).exists() else None
+
+
+@contextmanager
+def sekmet_server(workdir: Path) -> Iterator[str]:
+    """A real FHIR server on a free port (skipped where sekmet is absent, failed under CI); yields its base."""
+    import os
+
+    command = sekmet_command()
+    if command is None:
+        if os.environ.get("CI"):
+            pytest.fail("sekmet-fhir is not installed; CI must run the real-FHIR-server tests")
+        pytest.skip("sekmet-fhir is not installed (pip install -e '.[test]')")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    env = dict(os.environ, SEKMET_DB=str(workdir / "fhir.db"), SEKMET_BASE_URL=base)
+    with (workdir / "sekmet.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            if not wait_ready(process, f"{base}/metadata", timeout=60):
+                pytest.fail("sekmet did not start: " + (workdir / "sekmet.log").read_text()[-2000:])
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()

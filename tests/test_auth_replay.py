@@ -134,7 +134,7 @@ def test_one_token_sent_many_times_to_a_multi_worker_server_is_accepted_once(tmp
         env.update(
             IVIG_CDS_JWT_ISSUERS=jwks.issuers(),
             IVIG_CDS_PUBLIC_BASE_URL=PUBLIC_BASE,
-            REQUESTS_CA_BUNDLE=str(jwks.ca_bundle),
+            IVIG_CDS_CA_BUNDLE=str(jwks.ca_bundle),
         )
         with running_service(tmp_path, env, cwd=tmp_path, workers=4) as base:
             warm = bearer(token("/cds-services"))  # every worker loads the JWKS on its first call

@@ -50,7 +50,7 @@ def test_read_only_root_arbitrary_uid_serves_stores_feedback_and_keeps_every_aud
             "IVIG_CDS_WORKERS": "2",
             "IVIG_CDS_JWT_ISSUERS": jwks.issuers(),
             "IVIG_CDS_PUBLIC_BASE_URL": PUBLIC_BASE,
-            "REQUESTS_CA_BUNDLE": "/data/ca.pem",
+            "IVIG_CDS_CA_BUNDLE": "/data/ca.pem",
         }
         process, log = container_like.start(tmp_path, data, env, writable_tmp=writable_tmp)
         base = f"http://127.0.0.1:{port}"

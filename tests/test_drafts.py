@@ -113,13 +113,12 @@ def test_every_scenario_draft_the_service_judges_passes_the_raw_filter():
 
 def test_a_call_with_no_judged_order_parses_no_fhir(monkeypatch, caplog):
     """P35 (amoxicillin) with a full prefetch: the envelope is checked and nothing else is read."""
-    from hooks import drafts, record
+    from hooks import fhir_model
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("parsed FHIR on the non-target path")
 
-    monkeypatch.setattr(drafts, "read_resource", refuse)
-    monkeypatch.setattr(record, "read_resource", refuse)
+    monkeypatch.setattr(fhir_model, "read_resource", refuse)
     caplog.set_level(logging.INFO)
     client = make_app().test_client()
     response = client.post(

@@ -5,13 +5,8 @@ prefetch templates select on a real server what the fixture evaluator selects.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,40 +15,16 @@ import fhir_fixtures
 from cds_service.prefetch import render
 from fhir_fixtures import realistic
 from tests.conftest import SELECT, SIGN, check_response, make_app, rule_set
-from tests.processes import free_port, wait_ready
+from tests.processes import sekmet_server
 from tests.variants import without_included_medications
 
 pytestmark = pytest.mark.integration
 
 
-def _sekmet_command() -> list[str] | None:
-    exe = shutil.which("sekmet") or str(Path(sys.executable).with_name("sekmet"))
-    return [exe] if Path(exe).exists() else None
-
-
 @contextmanager
-def sekmet_server(tmp_path_factory: pytest.TempPathFactory, scenarios: list[fhir_fixtures.Scenario]) -> Iterator[str]:
-    """A real sekmet-fhir process on a free port, loaded with `scenarios` by transaction."""
-    command = _sekmet_command()
-    if command is None:
-        if os.environ.get("CI"):
-            pytest.fail("sekmet-fhir is not installed; CI must run the real-FHIR-server tests")
-        pytest.skip("sekmet-fhir is not installed (pip install -e '.[test]')")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/fhir"
-    workdir = tmp_path_factory.mktemp("sekmet")
-    env = dict(os.environ, SEKMET_DB=str(workdir / "fhir.db"), SEKMET_BASE_URL=base)
-    log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        if not wait_ready(process, f"{base}/metadata", timeout=60):
-            pytest.fail(f"sekmet did not become ready within 60 s: {(workdir / 'server.log').read_text()[-2000:]}")
+def loaded_server(tmp_path_factory: pytest.TempPathFactory, scenarios: list[fhir_fixtures.Scenario]) -> Iterator[str]:
+    """A real sekmet-fhir process loaded with `scenarios` by transaction."""
+    with sekmet_server(tmp_path_factory.mktemp("sekmet")) as base:
         for scenario in scenarios:
             response = requests.post(
                 base,
@@ -65,18 +36,11 @@ def sekmet_server(tmp_path_factory: pytest.TempPathFactory, scenarios: list[fhir
                 f"{scenario.id}: {response.status_code} {response.text[:300]}"
             )
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with sekmet_server(tmp_path_factory, list(fhir_fixtures.all_scenarios())) as base:
+    with loaded_server(tmp_path_factory, list(fhir_fixtures.all_scenarios())) as base:
         yield base
 
 
@@ -132,7 +96,7 @@ REALISTIC = {name: make() for name, make in realistic.REALISTIC.items()}
 @pytest.fixture(scope="module")
 def realistic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second sekmet process holding the realistic charts (hundreds of resources each)."""
-    with sekmet_server(tmp_path_factory, list(REALISTIC.values())) as base:
+    with loaded_server(tmp_path_factory, list(REALISTIC.values())) as base:
         yield base
 
 

@@ -41,9 +41,11 @@ def test_the_validator_can_fail():
 
 
 def test_every_route_is_documented_and_every_documented_path_is_routed():
-    app = jwt_app()
+    app = jwt_app(preview=True)
     routed = {
-        rule.rule.replace("<service_id>", "{service_id}").replace("<name>", "{name}")
+        rule.rule.replace("<service_id>", "{service_id}").replace("<name>", "{name}").replace(
+            "<scenario_id>", "{scenario_id}"
+        )
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
     }
@@ -102,7 +104,7 @@ def served_jwks():
         yield mock
 
 
-APP = jwt_app(jwks_refresh_interval=3600)
+APP = jwt_app(jwks_refresh_interval=3600, preview=True)  # the preview page is fuzzed too
 schema = schemathesis.openapi.from_path(SPEC_PATH)
 schema.app = APP
 

@@ -48,6 +48,7 @@ def test_wheel_contains_schemas_and_scenarios(tmp_path):
     assert "cds_service/openapi.yaml" in names
     assert "fhir_fixtures/scenarios/P01.json" in names
     assert "hooks/rules/base.py" in names
+    assert "cds_service/preview/templates/preview_cards.html" in names and "cds_service/preview/style.css" in names
 
 
 def test_cli_prints_a_scenario_request():

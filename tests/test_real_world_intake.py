@@ -324,16 +324,16 @@ def test_a_client_that_cannot_resolve_the_tokens_leaves_the_key_and_the_service_
 
 def test_only_what_a_rule_reads_is_parsed(monkeypatch):
     """A long history is selected on raw JSON first: of 800 resources, only those in a window are parsed."""
-    from hooks import record
+    from hooks import fhir_model
 
     parsed: list = []
-    original = record.read_resource
+    original = fhir_model.read_resource
 
     def counting(raw, **kwargs):
         parsed.append(raw.get("resourceType"))
         return original(raw, **kwargs)
 
-    monkeypatch.setattr(record, "read_resource", counting)
+    monkeypatch.setattr(fhir_model, "read_resource", counting)
     chart = realistic.chronic_itp(counts=600)
     status, _ = post(make_app(), chart.prefetch_request(SIGN.prefetch))
     assert status == 200

@@ -146,6 +146,7 @@ def test_cli_prints_json_csv_and_a_table(filled, store, capsys):
 
 def test_cli_explains_an_empty_database_and_a_bad_date(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/empty.db"
+    (tmp_path / "empty.db").touch()  # an SQLite file that holds nothing of ivig-cds
     assert main(["report", "--database-url", url]) == 2
     assert "no ivig-cds data" in capsys.readouterr().err
     assert main(["db", "upgrade", "--database-url", url]) == 0

@@ -91,6 +91,56 @@ def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def describe_location(url: URL) -> str:
+    """Which database, for people: an SQLite file by its absolute path, a server's URL without password."""
+    if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:"):
+        return f"sqlite:///{Path(url.database).expanduser().resolve()}"
+    return describe_url(url)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file an SQLite URL names (None for other backends)."""
+    if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:"):
+        return Path(url.database).expanduser()
+    return None
+
+
+#: Words for the connection failures an operator meets, matched in the driver's message, which
+#: itself is never logged (a constraint violation's message can quote a stored value).
+_CONNECTION_FAILURES = (
+    ("connection refused", "connection-refused"),
+    ("timeout expired", "timeout"),
+    ("timed out", "timeout"),
+    ("password authentication failed", "authentication-failed"),
+    ("no password supplied", "authentication-failed"),
+    ("does not exist", "database-or-role-does-not-exist"),
+    ("could not translate host name", "unknown-host"),
+    ("name or service not known", "unknown-host"),
+    ("no route to host", "no-route-to-host"),
+    ("unable to open database file", "cannot-open-file"),
+    ("database is locked", "locked"),
+    ("readonly database", "read-only"),
+    ("disk i/o error", "disk-io-error"),
+)
+
+
+def describe_error(error: BaseException) -> str:
+    """Why a database operation failed, as a fixed word or code: the driver's SQLite error name or
+    PostgreSQL SQLSTATE, or a connection failure recognised by its message."""
+    original = getattr(error, "orig", None) or error
+    name = getattr(original, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return name
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return f"sqlstate-{sqlstate}"
+    text = str(original).lower()
+    for fragment, word in _CONNECTION_FAILURES:
+        if fragment in text:
+            return word
+    return type(original).__name__
+
+
 class Storage:
     """An engine with the per-backend settings above, and the schema brought up to date lazily.
 
@@ -112,13 +162,23 @@ class Storage:
         self.engine = self._create_engine()
 
     @property
+    def described(self) -> str:
+        return describe_location(self.url)
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def _create_engine(self) -> Engine:
         if self.url.get_backend_name() == "sqlite":
             if self.url.database and not self.url.database.startswith("file:"):
-                Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(self.url.database).expanduser().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise ConfigError(
+                        f"IVIG_CDS_DATABASE_URL: the folder {folder} cannot be created ({error.strerror})"
+                    ) from None
             engine = create_engine(
                 self.url,
                 poolclass=QueuePool if self.hot else NullPool,
@@ -200,7 +260,10 @@ class Storage:
             with self.begin() as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as error:
-            log.warning("database not reachable", extra={"error": type(error).__name__})
+            log.warning(
+                "database not reachable",
+                extra={"error": type(error).__name__, "failure": describe_error(error), "database": self.described},
+            )
             return False
         return True
 
@@ -216,7 +279,7 @@ def init_app(app: Flask, settings: Settings) -> Storage:
     except SQLAlchemyError as error:
         log.error(
             "database unreachable at start: feedback answers 503 and audit rows wait until it is back",
-            extra={"error": type(error).__name__, "reason": describe_url(storage.url)},
+            extra={"error": type(error).__name__, "failure": describe_error(error), "database": storage.described},
         )
     app.extensions["ivig_cds.storage"] = storage
     app.extensions.setdefault("ivig_cds.readiness", {})["database"] = storage.ping

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from hooks import terminology as t
 from hooks.citations import Citation
 from hooks.dose_rounding import kg_text
-from hooks.facts import Bleeding, DataKind, Flag, PatientFacts, PlateletCount, bleeding_class
+from hooks.facts import Bleeding, DataKind, Flag, Measurement, PatientFacts, PlateletCount, bleeding_class
 from hooks.findings import Finding, Indicator, Suggestion
 from hooks.orders import DraftOrder, OrderKind
 from hooks.settings import RuleSettings
 from hooks.timeutil import anniversary, describe_instant
 
 RuleFunction = Callable[["RuleContext", "Rule"], Iterable[Finding]]
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,24 @@ class RuleContext:
         )
 
     @cached_property
+    def platelet_count_needed(self) -> bool:
+        """Where thrombocytopenia rules apply and no count says so (RULES.md v2 `no-platelet-count`):
+        ITP, thrombocytopenia or current HIT on record, a platelet transfusion drafted, bleeding, or
+        an order whose reason is ITP or thrombocytopenia. When the problem list could not be read
+        the indication is unknown, and a count is asked for."""
+        if self.facts.flags & {Flag.ITP, Flag.THROMBOCYTOPENIA, Flag.HIT}:
+            return True
+        if self.drafted(OrderKind.PLATELET_TRANSFUSION) or self.bleeding >= Bleeding.SIGNIFICANT:
+            return True
+        if DataKind.CONDITIONS in self.facts.unavailable:
+            return True
+        return any(
+            t.ITP.matches(system, code) or t.THROMBOCYTOPENIA.matches(system, code)
+            for order in self.drafts
+            for system, code in order.reason_codes
+        )
+
+    @cached_property
     def itp_directed(self) -> bool:
         """IVIG aimed at immune thrombocytopenia: ITP on record, or unexplained thrombocytopenia.
 
@@ -255,6 +274,38 @@ class RuleContext:
         return min(window, key=lambda p: p.value or 0.0, default=None)
 
     @cached_property
+    def pregnancy_start_line(self) -> str | None:
+        """Said on a card when the nadir window falls back to the look-back because the start of
+        the pregnancy is not on record (RULES.md v2 "Dates")."""
+        if not self.facts.pregnant or self.facts.pregnancy_start is not None:
+            return None
+        return (
+            "Pregnancy start: not on record (no onset, no expected delivery date); counts are read "
+            f"from the last {self.settings.nadir_lookback_days} days"
+        )
+
+    @cached_property
+    def newly_diagnosed_itp(self) -> bool:
+        """ITP diagnosed less than `newly_diagnosed_itp_days` ago, by an onset or a first ITP record with
+        no earlier IVIG (RULES.md v2 "Dates"); a recent `recordedDate` alone is not a new diagnosis."""
+        diagnosis = self.facts.itp_diagnosis
+        if diagnosis is None or not diagnosis.exact:
+            return False
+        return (self.now.date() - diagnosis.on_or_before).days < self.settings.newly_diagnosed_itp_days
+
+    @cached_property
+    def itp_diagnosis_line(self) -> str | None:
+        diagnosis = self.facts.itp_diagnosis
+        if diagnosis is None:
+            return None
+        when = diagnosis.on_or_before.isoformat()
+        if diagnosis.exact:
+            line = f"ITP on record since {when} ({diagnosis.basis})"
+        else:
+            line = f"ITP on record, entered {when}; onset not on record"
+        return line + (" (newly diagnosed)" if self.newly_diagnosed_itp else "")
+
+    @cached_property
     def episode_start(self) -> datetime:
         """Where the current episode's values begin: the current pregnancy, else the look-back window."""
         if self.facts.pregnancy_start is not None:
@@ -263,6 +314,22 @@ class RuleContext:
 
     def recent(self, at: datetime | None, days: int) -> bool:
         return at is not None and self.now - at <= timedelta(days=days)
+
+    @cached_property
+    def renal_egfr(self) -> tuple[float, str, datetime | None] | None:
+        """The eGFR to judge renal risk by: the lab's, or one computed from a newer creatinine when
+        the lab sent none with it (RULES.md v2 "eGFR"); with how it was obtained, for the card."""
+        reported, computed = self.facts.egfr, self.facts.computed_egfr
+        if computed is not None and (reported is None or (reported.at or _EPOCH) < (computed.creatinine.at or _EPOCH)):
+            creatinine = computed.creatinine
+            how = (
+                f"computed by {computed.equation} from creatinine {creatinine.as_recorded} "
+                f"({computed.inputs}; {describe_instant(creatinine.at, self.now)})"
+            )
+            return float(round(computed.value)), how, creatinine.at  # eGFR is reported in whole units
+        if reported is not None:
+            return reported.value, describe_instant(reported.at, self.now), reported.at
+        return None
 
     @cached_property
     def recent_renal_lab(self) -> bool:
@@ -292,6 +359,34 @@ class RuleContext:
         return f"Bleeding: {level}: {where}"
 
     # --- weight ----------------------------------------------------------------------------
+    @cached_property
+    def implausible_weight(self) -> Measurement | None:
+        """The newest weight of the dosing window when it is implausible for the age (RULES.md v2
+        "Weight plausibility"): it is not used, and the cards say why."""
+        weight = self.facts.implausible_weight
+        if weight is None or weight.at is None:
+            return None
+        if self.now - weight.at > timedelta(days=self.settings.weight_max_age_days):
+            return None
+        return weight
+
+    def implausible_weight_line(self, weight: Measurement) -> str:
+        age = self.facts.age_days
+        if age is None:
+            who = "anyone"
+        elif age < self.settings.neonate_max_age_days:
+            who = f"a neonate ({age} days old)"
+        elif age < 365:
+            who = f"an infant of {age} days"
+        else:
+            who = f"age {self.facts.age_years}"
+        at_age = (weight.at.date() - self.facts.birth_date).days if weight.at and self.facts.birth_date else None
+        low, high = self.settings.weight_bounds(at_age)
+        return (
+            f"Weight {weight.as_recorded} ({describe_instant(weight.at, self.now)}) is implausible for {who} "
+            f"(plausible {low:g}–{high:g} kg): not used for dosing"
+        )
+
     @cached_property
     def current_weight(self) -> float | None:
         weight = self.facts.weight

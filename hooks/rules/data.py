@@ -16,6 +16,7 @@ from hooks.findings import Finding, Indicator
 from hooks.orders import DraftOrder
 from hooks.rules.base import REGISTRY, Rule, RuleContext, rule
 from hooks.settings import RuleSettings
+from hooks.timeutil import describe_instant
 from hooks.wording import first_fitting
 
 _DATA_LABELS = {
@@ -149,13 +150,19 @@ def unread_order_findings(targets: Iterable[DraftOrder], settings: RuleSettings)
 @rule(
     "no-platelet-count",
     title="No platelet count on record",
-    trigger="IVIG order and no platelet count on record",
+    trigger=(
+        "IVIG order and no platelet count on record, where thrombocytopenia rules apply: ITP, thrombocytopenia "
+        "or HIT on record, a platelet transfusion ordered, bleeding, or ITP/thrombocytopenia as the order's "
+        "reason (not an IVIG order for CIDP or immunodeficiency)"
+    ),
     indicator="warning",
     advice="obtain a CBC before treating; suggest ServiceRequest CBC (LOINC 58410-2)",
     citations=(ICR19,),
 )
 def no_platelet_count(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.ivig_orders or ctx.lacks(DataKind.PLATELETS) or ctx.facts.platelets:
+        return
+    if not ctx.platelet_count_needed:  # RULES.md v2: a CIDP order is not asked for a count
         return
     yield r.finding(
         Indicator.WARNING,
@@ -171,16 +178,53 @@ def no_platelet_count(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 
 @rule(
     "data-quality",
-    title="Latest platelet count is stale or unreadable",
+    title="Latest platelet count or weight cannot be used",
     trigger=(
         "latest platelet count older than {platelet_fresh_hours:g} hours, without a known unit, or outside "
-        "{platelet_min_plausible:g}–{platelet_max_plausible:g} ×10⁹/L"
+        "{platelet_min_plausible:g}–{platelet_max_plausible:g} ×10⁹/L; or, for an IVIG order, the latest weight "
+        "implausible for the age (not used for dosing)"
     ),
     indicator="warning",
-    advice="show value and date; suggest STAT CBC; threshold rules other than critical-bleeding stand down",
+    advice=(
+        "show value and date; suggest STAT CBC (threshold rules other than critical-bleeding stand down), or "
+        "re-weigh (the dose is computed only from a plausible weight)"
+    ),
     citations=(DATA_CHECK,),
 )
 def data_quality(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    yield from _platelet_quality(ctx, r)
+    yield from _weight_quality(ctx, r)
+
+
+def _weight_quality(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
+    """RULES.md v2 "Weight plausibility": a weight outside the range for the age is not used for dosing."""
+    weight = ctx.implausible_weight
+    if weight is None or not ctx.ivig_orders:
+        return
+    used = ctx.dosing_weight
+    evidence = [ctx.implausible_weight_line(weight)]
+    if used is not None and ctx.facts.weight is not None:
+        evidence.append(
+            f"Weight used instead: {ctx.facts.weight.as_recorded} ({describe_instant(ctx.facts.weight.at, ctx.now)})"
+        )
+    else:
+        evidence.append(f"No plausible weight in the last {ctx.settings.weight_max_age_days} days: no dose computed")
+    yield r.finding(
+        Indicator.WARNING,
+        fitting_summary(
+            "Implausible weight ",
+            [weight.as_recorded],
+            " for the age: not used for dosing. Re-weigh and correct the record.",
+        ),
+        evidence,
+        [
+            "A weight far outside the range for the age is usually a unit slip (grams as kilograms) or a typo.",
+            "Weigh the patient and correct the record before the dose is computed from it.",
+        ],
+    )
+
+
+def _platelet_quality(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     problem = ctx.platelet_problem
     if problem is None or not (ctx.ivig_orders or ctx.targets) or not ctx.thrombocytopenia_context:
         return

@@ -168,6 +168,15 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
     others_line, others_tail = _others_line(ctx, order)
     if others_line:
         evidence.append(others_line)
+    if weight is None and ctx.implausible_weight is not None:  # RULES.md v2: never dose from it
+        return r.finding(
+            Indicator.WARNING,
+            "The latest weight is implausible for the age: the IVIG dose is not computed. Weigh the patient.",
+            [*evidence, ctx.implausible_weight_line(ctx.implausible_weight)],
+            ["Weigh the patient, correct the record, and compute the dose (1 g/kg, or 0.4 g/kg/day) from it."],
+            order=order.reference,
+            citations=(LABEL,),
+        )
     if weight is None:
         if facts_weight is not None:
             evidence.append(

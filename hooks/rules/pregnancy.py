@@ -106,6 +106,8 @@ def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding
     ]
     count = sum(1 for ok, _ in features if ok)
     evidence = [("Favourable: " if ok else "Not present: ") + text for ok, text in features]
+    if ctx.pregnancy_start_line:  # the nadir window is then the look-back, and the card says so
+        evidence.append(ctx.pregnancy_start_line)
     advice = [
         "In a retrospective single-centre cohort of 79 pregnancies (Khalife 2025), 49.4 % reached ≥80 ×10⁹/L "
         "and 46.8 % rose by ≥20 after IVIG; nadir <30 (OR 6.29), IPF <16 % (OR 4.85) and pre-IVIG <50 "

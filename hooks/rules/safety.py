@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 
 from hooks import suggestions as suggest
 from hooks import terminology as t
-from hooks.citations import LABEL
+from hooks.citations import INKER21, LABEL, SCHWARTZ09, Citation
 from hooks.facts import DataKind, Flag
 from hooks.findings import Finding, Indicator
 from hooks.orders import OrderKind
@@ -30,9 +31,9 @@ def risk_factors(ctx: RuleContext) -> list[str]:
     """Boxed-warning risk factors present, each with the value or record that shows it."""
     s = ctx.settings
     factors = []
-    egfr = ctx.facts.egfr
-    if egfr is not None and egfr.value < s.egfr_risk_threshold:
-        factors.append(f"eGFR {egfr.value:g} mL/min/1.73 m² ({describe_instant(egfr.at, ctx.now)})")
+    egfr = ctx.renal_egfr  # the lab's, or computed from a creatinine sent without one (RULES.md v2 "eGFR")
+    if egfr is not None and egfr[0] < s.egfr_risk_threshold:
+        factors.append(f"eGFR {egfr[0]:g} mL/min/1.73 m² ({egfr[1]})")
     age = ctx.facts.age_years
     if age is not None and age > s.elderly_age_years:
         factors.append(f"age {age} (over {s.elderly_age_years})")
@@ -56,9 +57,9 @@ def risk_factors(ctx: RuleContext) -> list[str]:
     "ivig-safety",
     title="IVIG boxed-warning risk factors (thrombosis, renal dysfunction)",
     trigger=(
-        "any IVIG order with eGFR <{egfr_risk_threshold:g}, CKD, diabetes, age >{elderly_age_years}, sepsis, "
-        "volume depletion, prior thrombosis, "
-        "HIT, pregnancy/postpartum or estrogens"
+        "any IVIG order with eGFR <{egfr_risk_threshold:g} (the lab's, or computed from a creatinine sent without "
+        "one: CKD-EPI 2021 for adults, bedside Schwartz for children), CKD, diabetes, age >{elderly_age_years}, "
+        "sepsis, volume depletion, prior thrombosis, HIT, pregnancy/postpartum or estrogens"
     ),
     indicator="warning",
     advice=(
@@ -85,7 +86,7 @@ def ivig_safety(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         summary = (
             f"IVIG thrombosis/renal risk: {len(factors)} risk factors. Infuse slowly, hydrate, monitor renal function."
         )
-    yield r.finding(
+    finding = r.finding(
         Indicator.WARNING,
         summary,
         [f"Risk factor: {factor}" for factor in factors],
@@ -96,6 +97,15 @@ def ivig_safety(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         ],
         suggestions,
     )
+    yield replace(finding, citations=finding.citations + _equation_cited(ctx, factors))
+
+
+def _equation_cited(ctx: RuleContext, factors: list[str]) -> tuple[Citation, ...]:
+    """The eGFR equation's source, on the card whose eGFR factor was computed with it."""
+    computed = ctx.facts.computed_egfr
+    if computed is None or not any("computed by" in factor for factor in factors):
+        return ()
+    return (INKER21,) if computed.equation == "CKD-EPI 2021" else (SCHWARTZ09,)
 
 
 @rule(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 
 from hooks.citations import ASH11, ASH19, CTCAE5
 from hooks.facts import Flag
@@ -38,11 +37,9 @@ def treatment_threshold(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     grade = ctcae_grade(platelets)
     evidence = [ctx.platelet_line() + (f", CTCAE grade {grade}" if grade else ""), ctx.bleeding_line]
-    itp = ctx.facts.evidence_for(Flag.ITP)
-    newly = False
-    if itp is not None and itp.since is not None:
-        newly = ctx.now.date() - itp.since < timedelta(days=s.newly_diagnosed_itp_days)
-        evidence.append(f"ITP on record since {itp.since.isoformat()}" + (" (newly diagnosed)" if newly else ""))
+    newly = ctx.newly_diagnosed_itp  # by onset, never by the day ITP was entered (RULES.md v2 "Dates")
+    if ctx.itp_diagnosis_line:
+        evidence.append(ctx.itp_diagnosis_line)
     rapid = ctx.rapid_rise_reasons
     if rapid:
         evidence.append("Rapid rise needed: " + "; ".join(rapid))
