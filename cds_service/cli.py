@@ -170,8 +170,7 @@ def _fixture(args: argparse.Namespace) -> int:
 
 def _rules(args: argparse.Namespace) -> int:
     """The rule catalogue for clinical governance, generated from the registered rules themselves."""
-    from dataclasses import fields
-
+    from cds_service import catalogue
     from cds_service.config import ConfigError, load_settings
     from hooks.rules import REGISTRY
 
@@ -180,46 +179,7 @@ def _rules(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
         return 2
-    rules = list(REGISTRY.values())
-    if args.format == "json":
-        catalogue = [
-            {
-                "id": r.id,
-                "title": r.title,
-                "trigger": r.trigger,
-                "indicator": r.indicator,
-                "advice": r.advice,
-                "citations": [{"key": c.key, "label": c.label, "url": c.url} for c in r.citations],
-            }
-            for r in rules
-        ]
-        json.dump(catalogue, sys.stdout, indent=2, ensure_ascii=False)
-        print()
-        return 0
-    if args.format == "markdown":
-        print("| id | title | trigger | indicator | advice | sources |")
-        print("|---|---|---|---|---|---|")
-        for r in rules:
-            sources = "; ".join(c.key for c in r.citations)
-            print(f"| `{r.id}` | {r.title} | {r.trigger} | {r.indicator} | {r.advice} | {sources} |")
-        return 0
-    print(f"ivig-cds rule catalogue: {len(rules)} rules")
-    disabled = settings.disabled_rules
-    for r in rules:
-        print()
-        print(f"{r.id}{'  (disabled)' if r.id in disabled else ''}")
-        print(f"  title:     {r.title}")
-        print(f"  trigger:   {r.trigger}")
-        print(f"  indicator: {r.indicator}")
-        print(f"  advice:    {r.advice}")
-        for citation in r.citations:
-            print(f"  source:    [{citation.key}] {citation.label}" + (f" <{citation.url}>" if citation.url else ""))
-    print()
-    print("Thresholds and policy in force (hooks/settings.py; override with IVIG_CDS_RULE_<NAME>):")
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        shown = ", ".join(sorted(value)) or "(none)" if isinstance(value, frozenset) else value
-        print(f"  {f.name} = {shown}")
+    sys.stdout.write(catalogue.render(REGISTRY.values(), settings, args.format))
     return 0
 
 

@@ -9,9 +9,10 @@ For each rule id, over the invocations received since DATE (all by default):
   that outcome (a card counts once per outcome however often the client retried);
 - **acceptance rate**: accepted ÷ (accepted + overridden), i.e. among cards with feedback; cards
   with no feedback are not counted against the rule, because EHRs do not all send feedback;
-- **top override reasons**: the three most frequent reason codes (shown by display text), with
-  "(comment only)" for overrides that gave only free text; comments themselves are never printed,
-  since they may name a patient;
+- **top override reasons**: the three most frequent reason codes, shown by the display the client
+  sent, else (a client may send the code alone) by the service's own label for a code its cards
+  offer; "(comment only)" for overrides that gave only free text and "(no reason given)" for a
+  plain dismissal; comments themselves are never printed, since they may name a patient;
 - **median latency**: of the invocations that produced a card of that rule, in milliseconds.
 
 Feedback for card uuids with no audit record (another deployment, a client bug, or rows dropped
@@ -35,9 +36,13 @@ from sqlalchemy import func, select
 
 from cds_service.storage import Storage
 from cds_service.storage.schema import card, feedback, invocation
+from hooks.cards import OVERRIDE_REASONS
 
 TOP_REASONS = 3
 COMMENT_ONLY = "(comment only)"
+NO_REASON = "(no reason given)"
+#: The service's own labels for the override reasons its cards offer (hooks/cards.py).
+SERVICE_LABELS = {reason["code"]: reason["display"] for reason in OVERRIDE_REASONS}
 
 
 @dataclass
@@ -95,15 +100,18 @@ def build(storage: Storage, since: datetime | None = None) -> Report:
                 feedback.c.outcome,
                 feedback.c.override_reason_code,
                 feedback.c.override_reason_display,
+                feedback.c.user_comment,
             )
             .join(card, card.c.card_uuid == feedback.c.card_uuid)
             .join(invocation, card.c.invocation_id == invocation.c.id)
             .where(*window)
         )
-        for rule, card_uuid, outcome, code, display in reports:
+        for rule, card_uuid, outcome, code, display, comment in reports:
             outcomes[rule][outcome].add(card_uuid)
             if outcome == "overridden":
-                reasons[rule][code or COMMENT_ONLY] += 1  # counted by code: clients differ in display text
+                # Counted by code: clients differ in display text. Without a code, a comment alone is
+                # "(comment only)"; nothing at all is a plain dismissal, not a comment.
+                reasons[rule][code or (COMMENT_ONLY if (comment or "").strip() else NO_REASON)] += 1
                 if code and display:
                     labels.setdefault(code, display)
         orphans = (
@@ -123,7 +131,7 @@ def build(storage: Storage, since: datetime | None = None) -> Report:
                 overridden=overridden,
                 acceptance_rate=accepted / (accepted + overridden) if accepted + overridden else None,
                 top_override_reasons=[
-                    (labels.get(code, code), n)
+                    (labels.get(code) or SERVICE_LABELS.get(code, code), n)
                     for code, n in sorted(reasons[rule].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
                 ],
                 median_latency_ms=statistics.median(latencies[rule].values()) if latencies[rule] else None,

@@ -827,6 +827,7 @@ def p46() -> Chart:
     return chart
 
 
+from fhir_fixtures import scenarios_dosing  # noqa: E402, F401, I001  (registers P70–P89: issue 9 dosing classes)
 from fhir_fixtures import scenarios_facts  # noqa: E402, F401  (registers P50–P69)
 
 

@@ -42,6 +42,11 @@ class Flag(StrEnum):
     POSTPARTUM = "postpartum"
     HCV = "hepatitis C"
     HIV = "HIV"
+    # IVIG indications other than ITP (dose-check compares the dose with each one's regimen).
+    GUILLAIN_BARRE = "Guillain-Barré syndrome"
+    KAWASAKI = "Kawasaki disease"
+    CIDP = "CIDP"
+    PRIMARY_IMMUNODEFICIENCY = "primary immunodeficiency"
 
 
 # Which flags need an *active* condition; the others (history) count whatever the clinical status.
@@ -58,6 +63,10 @@ _ACTIVE_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.PREGNANCY: t.PREGNANCY,
     Flag.HCV: t.HCV,
     Flag.HIV: t.HIV,
+    Flag.GUILLAIN_BARRE: t.GUILLAIN_BARRE,
+    Flag.KAWASAKI: t.KAWASAKI,
+    Flag.CIDP: t.CIDP,
+    Flag.PRIMARY_IMMUNODEFICIENCY: t.PRIMARY_IMMUNODEFICIENCY,
 }
 _HISTORY_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.HIT_HISTORY: t.HIT,

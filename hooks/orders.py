@@ -39,15 +39,29 @@ TARGET_KINDS = frozenset({OrderKind.IVIG, OrderKind.SUBCUTANEOUS_IG, OrderKind.P
 class Dose:
     """An IVIG dose as ordered: per kg, or absolute grams (converted with the dosing weight later).
 
-    `days` is the number of dosing days; None when the order states a course length that cannot be
-    read (unknown unit, open period). It is never guessed as one day: a week-long course read as a
-    single dose would understate the total seven-fold.
+    The schedule is read from `timing.repeat` (RULES.md v2 "Schedules"): `per_day` administrations
+    on each dosing day, `days` dosing days in the course, `interval_days` from one dosing day to the
+    next (1: consecutive days; 21: every 3 weeks). A course is its doses within the bounds, not its
+    days: 1 g/kg every 3 weeks for 6 months is 9 doses of 1 g/kg, not 9 consecutive days.
+
+    `days` is None when the order states a course length that cannot be read (unknown unit, open
+    period). It is never guessed as one day: a week-long course read as a single dose would
+    understate the total seven-fold. `open_ended`: a repeating schedule with no end stated (a
+    maintenance order); its cycle is known, its number of doses is not.
     """
 
     g_per_kg: float | None
     grams: float | None
     days: int | None
     as_written: str
+    per_day: int = 1
+    interval_days: float = 1.0
+    open_ended: bool = False
+
+    @property
+    def consecutive(self) -> bool:
+        """Doses on consecutive days (one cycle), as opposed to one dose every few weeks."""
+        return self.interval_days <= 1.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,16 @@ class DraftOrder:
     # judges (a Medication it refers to could not be read, or the draft itself could not be read).
     unread: str | None = None
     unreadable: tuple[str, ...] = ()  # elements of the draft a rule reads that could not be read
+    # What the order says about its dose, as written (its dosage text and dose quantity): quoted
+    # when the dose cannot be read, so the clinician sees what the service could not read.
+    dose_written: str = ""
+
+    @property
+    def dose_text(self) -> str:
+        """The dose as read ("1 g/kg once"), else as written when it could not be read."""
+        if self.dose is not None:
+            return self.dose.as_written
+        return f"dose not readable ({self.dose_written or 'no dose stated'})"
 
 
 def medication_concept(resource: Resource, medications: Mapping[str, Resource]) -> object | None:
@@ -301,55 +325,126 @@ _ABSOLUTE_FACTORS = {"g": 1.0, "mg": 0.001}
 
 
 def read_dose(resource: Resource) -> Dose | None:
-    """The IVIG dose per day and the number of days, from the first dosage instruction.
+    """The IVIG dose per administration and its schedule, from the first dosage instruction.
 
-    Days come from `timing.repeat.count`, else the course bounds (`_course_days`), else one dose.
     A dose we cannot read returns None and the dose-check card says so rather than guessing.
     """
     dosages = _dosages(resource)
     if not dosages:
         return None
     dosage = dosages[0]
-    quantity = None
-    for dose_and_rate in getattr(dosage, "doseAndRate", None) or ():
-        quantity = getattr(dose_and_rate, "doseQuantity", None)
-        if quantity is not None:
-            break
-    if quantity is None:
-        quantity = getattr(dosage, "dose", None)  # MedicationAdministration.dosage.dose
+    quantity = _quantity(dosage)
     if quantity is None or quantity.value is None:
         return None
     unit = (quantity.code or quantity.unit or "").strip()
     value = float(Decimal(quantity.value))
-    days = _days(dosage)
-    if days is None:
-        written = f"{_fmt(value)} {unit} daily, course length not readable"
-    else:
-        written = f"{_fmt(value)} {unit}" + (f" daily × {days} days" if days > 1 else " once")
+    if value <= 0:
+        return None
+    schedule = read_schedule(dosage)
+    written = f"{_fmt(value)} {unit} {schedule.text}"
+    common = {
+        "days": schedule.days,
+        "as_written": written,
+        "per_day": schedule.per_day,
+        "interval_days": schedule.interval_days,
+        "open_ended": schedule.open_ended,
+    }
     if unit in _PER_KG_FACTORS:
-        return Dose(g_per_kg=value * _PER_KG_FACTORS[unit], grams=None, days=days, as_written=written)
+        return Dose(g_per_kg=value * _PER_KG_FACTORS[unit], grams=None, **common)
     if unit in _ABSOLUTE_FACTORS:
-        return Dose(g_per_kg=None, grams=value * _ABSOLUTE_FACTORS[unit], days=days, as_written=written)
+        return Dose(g_per_kg=None, grams=value * _ABSOLUTE_FACTORS[unit], **common)
     return None
 
 
-def _days(dosage: Any) -> int | None:
-    """Dosing days: `count`, else the course bounds, else one; None when bounds are there but unreadable."""
+def _quantity(dosage: Any) -> Any:
+    for dose_and_rate in getattr(dosage, "doseAndRate", None) or ():
+        quantity = getattr(dose_and_rate, "doseQuantity", None)
+        if quantity is not None:
+            return quantity
+    return getattr(dosage, "dose", None)  # MedicationAdministration.dosage.dose
+
+
+def dose_written(resource: Resource) -> str:
+    """What the first dosage instruction says, as written: its text and its dose quantity.
+
+    Quoted on the card when the dose cannot be read ("2 vials IV once"), so the prescriber sees
+    exactly what the service could not turn into grams.
+    """
+    dosages = _dosages(resource)
+    if not dosages:
+        return "no dosage instruction"
+    dosage = dosages[0]
+    parts = []
+    text = getattr(dosage, "text", None)
+    if text:
+        parts.append(f"\u201c{str(text).strip()}\u201d")
+    quantity = _quantity(dosage)
+    if quantity is not None and quantity.value is not None:
+        unit = (quantity.unit or quantity.code or "no unit").strip()
+        parts.append(f"dose quantity {Decimal(quantity.value):f} {unit}")
+    elif quantity is not None:
+        parts.append("a dose quantity without a value")
+    return "; ".join(parts) or "no dose stated"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the doses of an order fall (RULES.md v2 "Schedules").
+
+    `per_day` administrations on each dosing day; `interval_days` from one dosing day to the next
+    (1: consecutive days); `days` the dosing days within the bounds, None when the bounds cannot be
+    read; `open_ended` a repeat with no end stated (one cycle known, its number of doses not).
+    """
+
+    per_day: int
+    interval_days: float
+    days: int | None
+    open_ended: bool
+    text: str
+
+
+ONCE = Schedule(per_day=1, interval_days=1.0, days=1, open_ended=False, text="once")
+
+
+def read_schedule(dosage: Any) -> Schedule:
+    """The schedule of one dosage instruction: `timing.repeat` frequency/period/periodUnit make the
+    interval, `count` or the bounds the number of doses."""
     timing = getattr(dosage, "timing", None)
     repeat = getattr(timing, "repeat", None) if timing is not None else None
     if repeat is None:
-        return 1
+        return ONCE
+    interval = _dose_interval_days(repeat)
+    if interval is None or interval <= 1.0 + 1e-9:
+        per_day = max(1, round(1 / interval)) if interval else 1
+        interval_days = 1.0
+    else:
+        per_day, interval_days = 1, interval
+    every = _interval_text(repeat) if interval_days > 1 else ""
     if repeat.count:
-        per_day = 1
-        if repeat.frequency and repeat.period and (repeat.periodUnit or "d") == "d":
-            per_day = max(1, round(float(repeat.frequency) / float(repeat.period)))
-        return max(1, int(repeat.count) // per_day)
+        doses = int(repeat.count)
+        days = max(1, doses // per_day) if interval_days == 1 else doses
+        return Schedule(per_day, interval_days, days, False, _schedule_text(per_day, interval_days, days, every))
     period = getattr(repeat, "boundsPeriod", None)
     has_period_end = period is not None and getattr(period, "end", None) is not None
     # A period with only a start says when the order begins, not how long it runs: no course stated.
     if not (getattr(repeat, "boundsDuration", None) or has_period_end or getattr(repeat, "boundsRange", None)):
-        return 1
-    return _course_days(repeat)
+        if interval_days > 1:
+            return Schedule(1, interval_days, 1, True, f"every {every} (no end stated)")
+        return ONCE if per_day == 1 else Schedule(per_day, 1.0, 1, False, _schedule_text(per_day, 1.0, 1, ""))
+    days = _course_days(repeat, interval_days)
+    if days is None:
+        text = f"every {every}, course length not readable" if every else "daily, course length not readable"
+        return Schedule(per_day, interval_days, None, False, text)
+    return Schedule(per_day, interval_days, days, False, _schedule_text(per_day, interval_days, days, every))
+
+
+def _schedule_text(per_day: int, interval_days: float, days: int, every: str) -> str:
+    if interval_days > 1:
+        return f"every {every} × {days} dose{'s' if days != 1 else ''}"
+    how_often = "daily" if per_day == 1 else f"{per_day} times a day"
+    if days == 1:
+        return "once" if per_day == 1 else f"{per_day} times in one day"
+    return f"{how_often} × {days} days"
 
 
 # Days in one unit of time: the UCUM codes of Timing (`s`, `min`, `h`, `d`, `wk`, `mo`, `a`; a month
@@ -363,25 +458,30 @@ DAYS_PER_TIME_UNIT: dict[str, float] = {
     **dict.fromkeys(("mo", "month", "months"), 30.4375),
     **dict.fromkeys(("a", "year", "years"), 365.25),
 }
+_UNIT_NAMES = {"s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "mo": "month", "a": "year"}
 
-
+# No course of consecutive IVIG days runs for more than a year, and no maintenance schedule is
+# ordered for more than ten: longer bounds are typos, not courses.
 MAX_COURSE_DAYS = 366.0
+MAX_MAINTENANCE_DAYS = 3653.0
 
 
-def _course_days(repeat: Any) -> int | None:
+def _course_days(repeat: Any, interval_days: float) -> int | None:
     """Dosing days within `boundsDuration` or `boundsPeriod`; None when the bounds cannot be read.
 
-    A dose falls on each day of the span, or every `period` when the order repeats less often than
-    daily (weekly for 4 weeks is 4 doses, as `count` 4 would say). A part day counts as a dosing day.
-    `boundsRange` (say 3 to 5 days) names no single course length and is unreadable by design.
+    A dose falls on each day of the span, or every `interval_days` when the order repeats less
+    often than daily (weekly for 4 weeks is 4 doses, as `count` 4 would say; every 3 weeks for 6
+    months is 9). A part day counts as a dosing day. `boundsRange` (say 3 to 5 days) names no single
+    course length and is unreadable by design.
     """
     span = _duration_days(getattr(repeat, "boundsDuration", None))
     period = getattr(repeat, "boundsPeriod", None)
     if span is None and period is not None:
         span = _period_days(period)
-    if span is None or not math.isfinite(span) or span > MAX_COURSE_DAYS:
-        return None  # no IVIG course runs for more than a year: such a bound is a typo, not a course
-    return max(1, math.ceil(span / _dose_interval_days(repeat) - 1e-9))
+    longest = MAX_COURSE_DAYS if interval_days <= 1 else MAX_MAINTENANCE_DAYS
+    if span is None or not math.isfinite(span) or span > longest:
+        return None
+    return max(1, math.ceil(span / interval_days - 1e-9))
 
 
 def _duration_days(duration: Any) -> float | None:
@@ -418,12 +518,20 @@ def _period_days(period: Any) -> float | None:
     return days if days >= 1 else None
 
 
-def _dose_interval_days(repeat: Any) -> float:
-    """Days from one dose to the next (`period` ÷ `frequency`), at least one: doses within a day are one day."""
+def _dose_interval_days(repeat: Any) -> float | None:
+    """Days from one dose to the next (`period` ÷ `frequency`); None when no period is stated."""
     factor = DAYS_PER_TIME_UNIT.get(repeat.periodUnit or "")
-    if not repeat.period or factor is None:
-        return 1.0
-    return max(1.0, float(repeat.period) * factor / float(repeat.frequency or 1))
+    if not repeat.period or factor is None or Decimal(repeat.period) <= 0:
+        return None
+    frequency = float(repeat.frequency) if repeat.frequency else 1.0
+    return float(repeat.period) * factor / max(frequency, 1.0)
+
+
+def _interval_text(repeat: Any) -> str:
+    """ "3 weeks", "4 weeks", "21 days": the interval as the order states it."""
+    per = float(repeat.period) / max(float(repeat.frequency or 1), 1.0)
+    name = _UNIT_NAMES.get(repeat.periodUnit or "", repeat.periodUnit or "")
+    return f"{_fmt(round(per, 2))} {name}{'' if per == 1 else 's'}"
 
 
 def _fmt(value: float) -> str:
@@ -448,6 +556,7 @@ def classify_draft(
     kind = OrderKind.OTHER
     label = ""
     dose = None
+    written = ""
     iga_depleted = False
     if resource_type == "MedicationRequest":
         concept = medication_concept(resource, medications)
@@ -455,6 +564,7 @@ def classify_draft(
         label = t.concept_text(concept)
         if kind in (OrderKind.IVIG, OrderKind.SUBCUTANEOUS_IG):
             dose = read_dose(resource)
+            written = dose_written(resource)
             iga_depleted = is_iga_depleted(concept)
     elif resource_type == "ServiceRequest" and is_platelet_transfusion(resource, local_platelet_codes):
         kind = OrderKind.PLATELET_TRANSFUSION
@@ -471,4 +581,5 @@ def classify_draft(
         iga_depleted=iga_depleted,
         reason_codes=reason_codes(resource),
         resource=raw,
+        dose_written=written,
     )

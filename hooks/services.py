@@ -180,6 +180,7 @@ def judge(
 
     `orders`: the drafts as `classify_drafts` classified them, when the caller already did.
     """
+    now = now.astimezone(settings.display_zone)  # cards speak the deployment's local time
     drafts = tuple(orders) if orders is not None else classify_drafts(call, settings)
     targets = targets_of(call, drafts)
     if not in_scope(targets):

@@ -8,8 +8,9 @@ Why one frozen object: a clinical governance committee changes a cut-off by edit
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,17 @@ class RuleSettings:
     # Presentation.
     minimum_indicator: str = "info"  # info | warning | critical: cards below are not shown
     disabled_rules: frozenset[str] = frozenset()
+    # The deployment's time zone (an IANA name such as Europe/Paris): cards show times in it, and
+    # "today" (days to delivery, age) is its calendar day. Values are compared as instants regardless.
+    display_time_zone: str = "UTC"
 
     @property
     def platelet_fresh(self) -> timedelta:
         return timedelta(hours=self.platelet_fresh_hours)
+
+    @property
+    def display_zone(self) -> tzinfo:
+        return UTC if self.display_time_zone == "UTC" else ZoneInfo(self.display_time_zone)
 
     def weight_bounds(self, age_days: int | None) -> tuple[float, float]:
         """The plausible weight range (kg) at an age in days; the widest one when the age is unknown."""
@@ -136,6 +144,12 @@ class RuleSettings:
     def validate(self) -> None:
         if self.minimum_indicator not in ("info", "warning", "critical"):
             raise ValueError("minimum_indicator must be info, warning or critical")
+        try:
+            self.display_zone  # noqa: B018  (resolving the name is the check)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"display_time_zone {self.display_time_zone!r} is not an IANA time zone (e.g. Europe/Paris, UTC)"
+            ) from None
         for code in self.platelet_transfusion_codes:
             system, _, value = code.rpartition("|")
             if not system or not value:

@@ -508,6 +508,38 @@ ANTI_IGA_LOINC: frozenset[str] = frozenset()
 POSITIVE_ANSWERS = frozenset({"LA6576-8"})
 
 
+# --- IVIG indications and the IgA-depleted product (dose-check regimens; issue 9) ------------------
+# Each code was checked on 2026-11-23 against a public code list:
+# - Kawasaki disease: ICD-10-CM M30.3 "Mucocutaneous lymph node syndrome [Kawasaki]" and SNOMED CT
+#   75053002 "Acute febrile mucocutaneous lymph node syndrome" (HL7 ICSR AE-reporting IG, ValueSet
+#   KawasakiDiseaseDiagnosisCodes; ICD-10-CM tabular).
+# - Guillain-Barré syndrome: ICD-10-CM G61.0 (HL7 ICSR IG ValueSet GBSDiagnosisCodes; ICD-10-CM
+#   tabular) and SNOMED CT 40956001 "Guillain-Barre syndrome (disorder)" (CDC PHIN VADS value sets).
+#   G61.81 is CIDP (the `CIDP` set above), not GBS, although that IG's set lists both.
+# - Primary immunodeficiency (antibody and combined defects the IVIG labels treat): ICD-10-CM D80
+#   except D80.2 (selective IgA deficiency: no IVIG indication, and a reason for an IgA-depleted
+#   product) and D80.7 (transient hypogammaglobulinaemia of infancy), D81 (combined
+#   immunodeficiencies, SCID), D82.0 (Wiskott-Aldrich syndrome), D83 (common variable
+#   immunodeficiency), per the ICD-10(-CM) tabular D80–D84 block; SNOMED CT 58606001 "Primary
+#   immune deficiency disorder" (Swiss CH-EPR term value sets, CDC PHIN VADS) and 23238000 "Common
+#   variable agammaglobulinemia" (HL7 COVID-19 Library IG, immunocompromised-condition value set).
+KAWASAKI = ConditionSet(snomed=frozenset({"75053002"}), icd10_prefixes=("M30.3",))
+GUILLAIN_BARRE = ConditionSet(snomed=frozenset({"40956001"}), icd10_prefixes=("G61.0",))
+PRIMARY_IMMUNODEFICIENCY = ConditionSet(
+    snomed=frozenset({"58606001", "23238000"}),
+    icd10_prefixes=("D80.0", "D80.1", "D80.3", "D80.4", "D80.5", "D80.6", "D80.8", "D80.9", "D81", "D82.0", "D83"),
+)
+NDC = "http://hl7.org/fhir/sid/ndc"
+# GAMMAGARD S/D, the IgA-depleted IVIG (Takeda, BLA 103133): NDC package code 0944-2658-04 (the kit),
+# product 0944-2658, checked against the FDA NDC directory (openFDA drug/ndc). A suggestion that
+# replaces a product carries this coding first, so a client can act on it (text alone is refused).
+IGA_DEPLETED_IVIG_NDC = Code(NDC, "0944-2658-04", "GAMMAGARD S/D (immune globulin intravenous, human), kit")
+IVIG_ATC_CODE = Code(ATC, "J06BA02", "immunoglobulins, normal human, for intravascular adm.")
+#: The codings of a product a suggestion names by its text (coding[0] is the one a client acts on).
+PRODUCT_CODINGS: dict[str, tuple[Code, ...]] = {IGA_DEPLETED_IVIG_TEXT: (IGA_DEPLETED_IVIG_NDC, IVIG_ATC_CODE)}
+# --- end of the IVIG indications block ----------------------------------------------------------
+
+
 def codings_of(concept: object) -> Iterable[tuple[str | None, str | None]]:
     """(system, code) pairs of a CodeableConcept model, tolerating absent parts."""
     for coding in getattr(concept, "coding", None) or ():

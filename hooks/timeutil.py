@@ -91,10 +91,15 @@ def completed_years(born: date, today: date) -> int:
     return years
 
 def describe_instant(at: datetime | None, now: datetime) -> str:
-    """ "2026-05-31 18:00 UTC, 18 h ago" — the date a clinician needs beside every value."""
+    """ "2026-05-31 18:00 UTC, 18 h ago" — the date a clinician needs beside every value.
+
+    Shown in the zone `now` is given in: the deployment's display time zone (the judging moment is
+    converted once, `hooks.services.judge`), so every card of one answer speaks one local time.
+    """
     if at is None:
         return "date unknown"
-    stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    local = at.astimezone(now.tzinfo or UTC)
+    stamp = local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "UTC")
     return f"{stamp}, {describe_age(now - at)}"
 
 

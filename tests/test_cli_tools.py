@@ -142,7 +142,7 @@ def test_a_signed_fetched_call_with_cards_against_a_real_fhir_server(tmp_path):
             assert fired.returncode == 0, fired.stderr
             assert "HTTP 200" in fired.stderr and "no prefetch" in fired.stderr
             assert fired.stdout.lstrip().startswith("CRITICAL   Life-threatening bleeding, platelets 10")
-            assert "INFO   IVIG dose 70 g" in fired.stdout and "Values used" in fired.stdout
+            assert "INFO   IVIG 70 g" in fired.stdout and "Values used" in fired.stdout
             assert "data-unavailable" not in fired.stdout
 
             as_json = _run(

@@ -362,7 +362,7 @@ def test_an_unreadable_count_with_all_three_ordered_is_info(call):
     scenario = variant("P38", plt=8, plt_unit="mL", add=(_older_count(120, 5),))
     found = card(call, scenario, "critical-bleeding")
     assert found["indicator"] == "info"
-    assert "IVIG and corticosteroid and platelet transfusion ordered" in found["summary"]
+    assert "IVIG, corticosteroid and platelet transfusion ordered" in found["summary"]
 
 
 def test_an_unreadable_count_in_a_neonate_with_both_treatments_ordered_names_the_two(call):

@@ -150,19 +150,19 @@ def test_stale_count_still_allows_critical_bleeding(call):
 
 
 @pytest.mark.parametrize(
-    ("weight", "height", "basis", "dose_g"),
+    ("weight", "height", "basis", "kg", "dose_g"),
     [
-        (100, 190, "actual", 100),  # BMI 27.7, exactly 100 kg: actual weight
-        (101, 190, "adjusted", 88),  # over 100 kg: IBW 79.5 + 0.4 × 21.5
-        (81.675, 165, "adjusted", 67),  # BMI exactly 30.0: IBW 56.9 + 0.4 × 24.8
-        (81.6, 165, "actual", 82),  # BMI 29.97: actual
-        (120, 165, "adjusted", 82),  # P15: ≈ 82 kg
+        (100, 190, "actual", "100", 100),  # BMI 27.7, exactly 100 kg: actual weight
+        (101, 190, "adjusted", "88.1", 90),  # over 100 kg: IBW 79.5 + 0.4 × 21.5
+        (81.675, 165, "adjusted", "66.8", 65),  # BMI exactly 30.0: IBW 56.9 + 0.4 × 24.8
+        (81.6, 165, "actual", "81.6", 80),  # BMI 29.97: actual
+        (120, 165, "adjusted", "82.1", 80),  # P15: ≈ 82 kg
     ],
 )
-def test_adjusted_dosing_weight_at_100_kg_and_bmi_30(call, weight, height, basis, dose_g):
+def test_adjusted_dosing_weight_at_100_kg_and_bmi_30(call, weight, height, basis, kg, dose_g):
+    """The dose is rounded to 5 g above 50 g (RULES.md v2 "Dose arithmetic"); the weight used says which."""
     found = card(call, variant("P04", weight=weight, height=height), "dose-check")
-    assert f"IVIG dose {dose_g} g" in found["summary"]
-    assert f"{basis} weight" in found["summary"]
+    assert found["summary"].startswith(f"IVIG {dose_g} g (1 g/kg × {kg} kg {basis} weight)")
 
 
 def test_weight_older_than_30_days_cannot_verify_the_dose(call):

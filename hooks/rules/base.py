@@ -8,12 +8,13 @@ can never disagree about them, and a rule reads like its row in RULES.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from hooks import terminology as t
 from hooks.citations import Citation
+from hooks.dose_rounding import kg_text
 from hooks.facts import Bleeding, DataKind, Flag, Measurement, PatientFacts, PlateletCount, bleeding_class
 from hooks.findings import Finding, Indicator, Suggestion
 from hooks.orders import DraftOrder, OrderKind
@@ -36,6 +37,21 @@ class Rule:
     citations: tuple[Citation, ...]
     evaluate: RuleFunction = field(compare=False, repr=False)
 
+    def describe(self, settings: RuleSettings) -> dict[str, str]:
+        """Title, trigger, indicator and advice as the settings in force make them.
+
+        The texts are templates over the settings ("below {critical_bleeding_platelets:g}"), so the
+        catalogue a governance committee reads says "below 30" when the deployment set 30, not the
+        rule book's default.
+        """
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        return {
+            "title": self.title.format_map(values),
+            "trigger": self.trigger.format_map(values),
+            "indicator": self.indicator.format_map(values),
+            "advice": self.advice.format_map(values),
+        }
+
     def finding(
         self,
         indicator: Indicator,
@@ -44,14 +60,23 @@ class Rule:
         advice: Sequence[str],
         suggestions: Sequence[Suggestion] = (),
         order: str | None = None,
+        citations: Sequence[Citation] | None = None,
     ) -> Finding:
+        """One card's content. `citations` narrows the rule's sources to those this card's advice
+        rests on (a Kawasaki dose cites the Kawasaki statement, not the ITP guideline); each source
+        once, and only sources the rule catalogue lists for the rule."""
+        cited = self.citations
+        if citations is not None:
+            if not set(citations) <= set(self.citations):
+                raise ValueError(f"finding {self.id} cites a source its rule does not list")
+            cited = tuple(c for c in self.citations if c in set(citations))  # in the catalogue's order
         return Finding(
             rule=self.id,
             indicator=indicator,
             summary=summary,
             evidence=tuple(evidence),
             advice=tuple(advice),
-            citations=self.citations,
+            citations=cited,
             suggestions=tuple(suggestions),
             order=order,
         )
@@ -198,11 +223,15 @@ class RuleContext:
         """IVIG aimed at immune thrombocytopenia: ITP on record, or unexplained thrombocytopenia.
 
         Thrombocytopenia explained by HIT, sepsis or DIC, or in a neonate, is not ITP; those have
-        their own rules, so the adult ITP framing (treatment thresholds) must not speak for them.
+        their own rules, so the adult ITP framing (treatment thresholds) must not speak for them. A
+        current HIT outranks an ITP on record: "corticosteroids first-line" beside "IVIG only for
+        refractory HIT" would be two cards contradicting each other.
         """
         if not self.ivig_orders:
             return False
         flags = self.facts.flags
+        if Flag.HIT in flags:
+            return False  # RULES.md v2: in HIT, IVIG is framed by hit-ivig alone, never as ITP treatment
         if Flag.ITP in flags:
             return True
         explained = flags & {Flag.HIT, Flag.SEPSIS, Flag.DIC}
@@ -229,6 +258,12 @@ class RuleContext:
             reasons.append("an urgent surgical procedure is ordered")
         if any(o.priority in t.URGENT_PRIORITIES for o in self.ivig_orders):
             reasons.append(f"the IVIG order's priority is {self.ivig_orders[0].priority}")
+        # RULES.md v2: a delivery within the pregnancy horizon (overdue included) needs a rapid rise too.
+        delivery = self.facts.expected_delivery
+        if self.facts.pregnant and delivery is not None:
+            days = (delivery - self.now.date()).days
+            if days <= self.settings.delivery_horizon_days:
+                reasons.append(f"delivery expected in {days} days" if days >= 0 else "delivery overdue")
         return reasons
 
     @cached_property
@@ -382,25 +417,26 @@ class RuleContext:
         s = self.settings
         facts = self.facts
         if not (s.adjusted_weight_enabled and self.adult):
-            return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg")
+            return DosingWeight(actual, "actual", f"actual weight {kg_text(actual)} kg")
         height = self.adult_height
         if height is None:
             if actual <= s.adjusted_weight_kg:
-                return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg (no adult height: BMI unknown)")
+                explanation = f"actual weight {kg_text(actual)} kg (no adult height: BMI unknown)"
+                return DosingWeight(actual, "actual", explanation)
             return DosingWeight(
                 actual,
                 "actual",
-                f"actual weight {actual:.1f} kg",
+                f"actual weight {kg_text(actual)} kg",
                 caveat=f"no adult height to apply the >{s.adjusted_weight_kg:g} kg adjusted-weight policy",
             )
         bmi = actual / (height / 100) ** 2
         if bmi < s.adjusted_weight_bmi and actual <= s.adjusted_weight_kg:
-            return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg (BMI {bmi:.1f})")
+            return DosingWeight(actual, "actual", f"actual weight {kg_text(actual)} kg (BMI {bmi:.1f})")
         if facts.sex not in ("male", "female"):
             return DosingWeight(
                 actual,
                 "actual",
-                f"actual weight {actual:.1f} kg (BMI {bmi:.1f}; sex unknown, no ideal weight)",
+                f"actual weight {kg_text(actual)} kg (BMI {bmi:.1f}; sex unknown, no ideal weight)",
                 caveat="sex unknown: the adjusted-weight policy needs it for the ideal weight",
             )
         # Ideal body weight by the Devine formula (Drug Intell Clin Pharm 1974;8:650), the one in
@@ -408,13 +444,13 @@ class RuleContext:
         base = 50.0 if facts.sex == "male" else 45.5
         ibw = base + 2.3 * (height / 2.54 - 60)
         if ibw >= actual:
-            return DosingWeight(actual, "actual", f"actual weight {actual:.1f} kg")
+            return DosingWeight(actual, "actual", f"actual weight {kg_text(actual)} kg")
         adjusted = ibw + s.adjusted_weight_factor * (actual - ibw)
         return DosingWeight(
             adjusted,
             "adjusted",
-            f"adjusted weight {adjusted:.1f} kg = IBW {ibw:.1f} kg + {s.adjusted_weight_factor:g} × "
-            f"({actual:.1f} − {ibw:.1f}) kg (BMI {bmi:.1f}, height {height:.0f} cm)",
+            f"adjusted weight {kg_text(adjusted)} kg = IBW {kg_text(ibw)} kg + {s.adjusted_weight_factor:g} × "
+            f"({kg_text(actual)} − {kg_text(ibw)}) kg (BMI {bmi:.1f}, height {height:.0f} cm)",
         )
 
 

@@ -10,13 +10,14 @@ from collections.abc import Iterable
 
 from hooks import suggestions as suggest
 from hooks import terminology as t
-from hooks.citations import RULE_BOOK, S001, S004
+from hooks.citations import DATA_CHECK, ICR19
 from hooks.facts import DataKind, Partial
 from hooks.findings import Finding, Indicator
 from hooks.orders import DraftOrder
 from hooks.rules.base import REGISTRY, Rule, RuleContext, rule
 from hooks.settings import RuleSettings
 from hooks.timeutil import describe_instant
+from hooks.wording import first_fitting
 
 _DATA_LABELS = {
     DataKind.PATIENT: "demographics",
@@ -63,7 +64,7 @@ def _partial_line(partial: Partial) -> str:
     ),
     indicator="warning",
     advice="say which data is missing, partial or unreadable; rules that depend on missing data do not fire",
-    citations=(RULE_BOOK,),
+    citations=(DATA_CHECK,),
 )
 def data_unavailable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     missing = sorted(ctx.facts.unavailable - {DataKind.PATIENT})
@@ -114,7 +115,7 @@ def data_unavailable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     ),
     indicator="warning",
     advice="say which order and why; no other advice is given for it",
-    citations=(RULE_BOOK,),
+    citations=(DATA_CHECK,),
 )
 def order_unreadable(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     yield from _unread(ctx.targets, r)
@@ -156,7 +157,7 @@ def unread_order_findings(targets: Iterable[DraftOrder], settings: RuleSettings)
     ),
     indicator="warning",
     advice="obtain a CBC before treating; suggest ServiceRequest CBC (LOINC 58410-2)",
-    citations=(S001, S004),
+    citations=(ICR19,),
 )
 def no_platelet_count(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.ivig_orders or ctx.lacks(DataKind.PLATELETS) or ctx.facts.platelets:
@@ -179,15 +180,16 @@ def no_platelet_count(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     "data-quality",
     title="Latest platelet count or weight cannot be used",
     trigger=(
-        "latest platelet count older than the freshness window, without a known unit, or implausible; or, for "
-        "an IVIG order, the latest weight implausible for the age (not used for dosing)"
+        "latest platelet count older than {platelet_fresh_hours:g} hours, without a known unit, or outside "
+        "{platelet_min_plausible:g}–{platelet_max_plausible:g} ×10⁹/L; or, for an IVIG order, the latest weight "
+        "implausible for the age (not used for dosing)"
     ),
     indicator="warning",
     advice=(
         "show value and date; suggest STAT CBC (threshold rules other than critical-bleeding stand down), or "
         "re-weigh (the dose is computed only from a plausible weight)"
     ),
-    citations=(RULE_BOOK,),
+    citations=(DATA_CHECK,),
 )
 def data_quality(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     yield from _platelet_quality(ctx, r)
@@ -235,7 +237,7 @@ def _platelet_quality(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         summary = f"Latest platelet count cannot be used: {problem}. Repeat a CBC."
     yield r.finding(
         Indicator.WARNING,
-        summary[:140],
+        first_fitting(summary, "Latest platelet count cannot be used. Repeat a CBC."),
         [ctx.platelet_line(latest), f"Problem: {problem}"],
         [
             "Advice that depends on the platelet count is not given from this result.",

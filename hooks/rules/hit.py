@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hooks import suggestions as suggest
-from hooks.citations import ASH18, S003
+from hooks.citations import ASH18, PADMANABHAN17
 from hooks.facts import Flag
 from hooks.findings import Finding, Indicator
 from hooks.orders import OrderKind
 from hooks.rules.base import Rule, RuleContext, rule
+from hooks.wording import with_free_text
 
 
 def _hit_line(ctx: RuleContext) -> str:
@@ -33,7 +34,7 @@ def hit_heparin(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     for order in ctx.targets_of(OrderKind.HEPARIN):
         yield r.finding(
             Indicator.CRITICAL,
-            f"HIT on record: do not give heparin ({order.label or 'heparin order'})."[:140],
+            with_free_text("HIT on record: do not give heparin (", order.label or "heparin order", ")."),
             [_hit_line(ctx), f"Order: {order.label or order.reference}"],
             [
                 "Stop all heparin, including flushes and heparin-coated lines; LMWH is also contraindicated.",
@@ -53,7 +54,7 @@ def hit_heparin(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         "IVIG helped refractory HIT in a case series of 3 patients; it does not replace anticoagulation and adds "
         "thrombosis risk"
     ),
-    citations=(S003, ASH18),
+    citations=(PADMANABHAN17, ASH18),
 )
 def hit_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.facts.has(Flag.HIT) or not ctx.ivig_orders:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hooks.citations import ASH19, ICR19, LABEL, S001
+from hooks.citations import ASH11, ASH19, ICR19, LABEL, NEONATAL87, SEPSIS91
 from hooks.facts import Bleeding, Flag
 from hooks.findings import Finding, Indicator
 from hooks.orders import OrderKind
 from hooks.rules.base import Rule, RuleContext, rule
+from hooks.wording import with_free_text
 
 
 @rule(
@@ -17,7 +18,7 @@ from hooks.rules.base import Rule, RuleContext, rule
     trigger="sepsis (SNOMED 91302008, ICD-10 A41) and IVIG for thrombocytopenia",
     indicator="info; warning with DIC (ICD-10 D65, SNOMED 67406007)",
     advice="only small trial data (0.4 g/kg × 3 days, without DIC); not a rapid-regimen case",
-    citations=(S001,),
+    citations=(SEPSIS91,),
 )
 def sepsis(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.facts.has(Flag.SEPSIS) or not ctx.ivig_orders or not ctx.thrombocytopenia_context:
@@ -45,13 +46,13 @@ def sepsis(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 @rule(
     "neonatal",
     title="Neonatal thrombocytopenia",
-    trigger="age below 28 days and IVIG or a platelet transfusion ordered",
+    trigger="age below {neonate_max_age_days} days and IVIG or a platelet transfusion ordered",
     indicator="info",
     advice=(
         "alloimmune thrombocytopenia: HPA-compatible platelets first, IVIG as adjunct; 0.4 g/kg/day × 5 is the "
-        "seed's regimen"
+        "regimen of the neonatal case series"
     ),
-    citations=(S001,),
+    citations=(NEONATAL87,),
 )
 def neonatal(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.neonate or not (ctx.ivig_orders or ctx.targets_of(OrderKind.PLATELET_TRANSFUSION)):
@@ -71,7 +72,7 @@ def neonatal(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 @rule(
     "pediatric-itp",
     title="ITP in a child without significant bleeding",
-    trigger="age below 18, ITP, no or skin-only bleeding",
+    trigger="age below {adult_age_years}, ITP, no or skin-only bleeding (not in HIT)",
     indicator="info",
     advice="observation is advised regardless of count; if treating, IVIG 0.8–1 g/kg as a single dose",
     citations=(ASH19, ICR19),
@@ -79,6 +80,8 @@ def neonatal(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 def pediatric_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if ctx.adult or ctx.neonate or not ctx.facts.has(Flag.ITP) or not ctx.ivig_orders:
         return
+    if ctx.facts.has(Flag.HIT):
+        return  # HIT frames IVIG (hit-ivig): "observation is advised" would speak past it
     if not ctx.no_bleeding:
         return
     yield r.finding(
@@ -98,7 +101,7 @@ def pediatric_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     trigger="HCV- or HIV-associated ITP and IVIG ordered",
     indicator="info",
     advice="HCV: IVIG as initial treatment; HIV: antiretrovirals first unless significant bleeding",
-    citations=(S001,),
+    citations=(ASH11,),
 )
 def secondary_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     facts = ctx.facts
@@ -144,7 +147,7 @@ def subcutaneous_ig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     for order in orders:
         yield r.finding(
             Indicator.INFO,
-            f"{order.label or 'Subcutaneous immune globulin'} is not indicated for ITP; IVIG is the ITP product."[:140],
+            with_free_text("", order.label or "Subcutaneous immune globulin", " is not indicated for ITP; IVIG is."),
             [f"Order: {order.label or order.reference}", ctx.platelet_line()],
             ["Subcutaneous immune globulin products are labelled for immunodeficiency, not for ITP."],
             order=order.reference,

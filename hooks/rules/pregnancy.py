@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hooks.citations import ASH19, KH25, S000, S001
+from hooks.citations import ASH19, KH25
 from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, rule
 from hooks.timeutil import describe_instant
@@ -14,12 +14,15 @@ from hooks.timeutil import describe_instant
     "pregnancy",
     title="IVIG in pregnancy",
     trigger="pregnant and IVIG ordered",
-    indicator="info; warning when delivery is expected within 14 days and platelets are below 50",
+    indicator=(
+        "info; warning when delivery is expected within {delivery_horizon_days} days and platelets are below "
+        "{critical_bleeding_platelets:g}"
+    ),
     advice=(
         "corticosteroids and IVIG are both first-line in pregnancy; pregnancy is not a steroid contraindication; "
-        "a count of 70 or more allows neuraxial anaesthesia"
+        "a count of {neuraxial_target_platelets:g} or more allows neuraxial anaesthesia"
     ),
-    citations=(S001, ASH19),
+    citations=(ASH19,),
 )
 def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     facts = ctx.facts
@@ -48,7 +51,7 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
             f" with platelets {platelets:g}: "
             f"aim ≥{s.neuraxial_target_platelets:g} for neuraxial anaesthesia."
         )
-        yield r.finding(Indicator.WARNING, summary[:140], evidence, advice)
+        yield r.finding(Indicator.WARNING, summary, evidence, advice)
         return
     yield r.finding(
         Indicator.INFO,
@@ -61,13 +64,15 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 @rule(
     "pregnancy-response-predictors",
     title="Predictors of IVIG response in pregnancy (Khalife et al. 2025)",
-    trigger="pregnant, IVIG ordered, platelets below 100",
+    trigger="pregnant, IVIG ordered, platelets below {thrombocytopenia_scope_platelets:g}",
     indicator="info",
     advice=(
-        "which favourable features are present (nadir <30, IPF <16 %, pre-IVIG count <50), with values; 70–100 less "
-        "likely to rise ≥20; retrospective single-centre cohort of 79; no computed probability"
+        "which favourable features are present (nadir <{pregnancy_nadir_favourable_below:g}, IPF "
+        "<{pregnancy_ipf_favourable_below:g} %, pre-IVIG count <{pregnancy_pre_ivig_favourable_below:g}), with "
+        "values; {pregnancy_less_likely_from:g}–100 less likely to rise ≥20; retrospective single-centre cohort of "
+        "79; no computed probability"
     ),
-    citations=(KH25, S000),
+    citations=(KH25,),
 )
 def pregnancy_response_predictors(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     facts = ctx.facts

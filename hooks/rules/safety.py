@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from hooks import suggestions as suggest
 from hooks import terminology as t
-from hooks.citations import INKER21, LABEL, RULE_BOOK, S001, S004, SCHWARTZ09, Citation
+from hooks.citations import INKER21, LABEL, SCHWARTZ09, Citation
 from hooks.facts import DataKind, Flag
 from hooks.findings import Finding, Indicator
 from hooks.orders import OrderKind
@@ -57,16 +57,16 @@ def risk_factors(ctx: RuleContext) -> list[str]:
     "ivig-safety",
     title="IVIG boxed-warning risk factors (thrombosis, renal dysfunction)",
     trigger=(
-        "any IVIG order with eGFR <60 (the lab's, or computed from a creatinine sent without one: CKD-EPI 2021 "
-        "for adults, bedside Schwartz for children), CKD, diabetes, age >65, sepsis, volume depletion, prior "
-        "thrombosis, HIT, pregnancy/postpartum or estrogens"
+        "any IVIG order with eGFR <{egfr_risk_threshold:g} (the lab's, or computed from a creatinine sent without "
+        "one: CKD-EPI 2021 for adults, bedside Schwartz for children), CKD, diabetes, age >{elderly_age_years}, "
+        "sepsis, volume depletion, prior thrombosis, HIT, pregnancy/postpartum or estrogens"
     ),
     indicator="warning",
     advice=(
         "list the factors; minimum practicable infusion rate, hydrate, monitor renal function; prefer sucrose-free "
-        "products; without creatinine in 30 days suggest a creatinine ServiceRequest"
+        "products; without creatinine in {renal_lab_max_age_days} days suggest a creatinine ServiceRequest"
     ),
-    citations=(LABEL, S001, S004),
+    citations=(LABEL,),
 )
 def ivig_safety(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.ivig_orders:
@@ -111,10 +111,10 @@ def _equation_cited(ctx: RuleContext, factors: list[str]) -> tuple[Citation, ...
 @rule(
     "renal-baseline",
     title="Baseline renal function before IVIG",
-    trigger="any IVIG order without risk factors and no creatinine/eGFR in 30 days",
+    trigger="any IVIG order without risk factors and no creatinine/eGFR in {renal_lab_max_age_days} days",
     indicator="info",
     advice="obtain baseline renal function; suggest creatinine",
-    citations=(S001, LABEL),
+    citations=(LABEL,),
 )
 def renal_baseline(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.ivig_orders or ctx.recent_renal_lab or ctx.lacks(DataKind.RENAL) or risk_factors(ctx):
@@ -136,10 +136,13 @@ def renal_baseline(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
 @rule(
     "duplicate-ivig",
     title="Possible duplicate IVIG",
-    trigger="an active IVIG order, or IVIG ordered or given within 72 hours",
+    trigger=(
+        "an active IVIG order, IVIG ordered or given within {duplicate_ivig_hours:g} hours, or two or more IVIG "
+        "drafts in one signing"
+    ),
     indicator="warning",
     advice="possible duplicate; check the post-dose platelet count",
-    citations=(RULE_BOOK, S001),
+    citations=(LABEL,),
 )
 def duplicate_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.ivig_orders:
@@ -150,13 +153,20 @@ def duplicate_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         for e in ctx.facts.ivig_events
         if e.may_have_been_given and (e.active or (e.at is not None and timedelta(0) <= ctx.now - e.at <= window))
     ]
-    if not recent:
+    # RULES.md v2: several IVIG drafts of one signing add up and are a possible duplicate (one card).
+    drafted = [o for o in ctx.drafts if o.kind is OrderKind.IVIG]
+    if not recent and len(drafted) < 2:
         return
     evidence = [f"IVIG {e.kind}{' (active)' if e.active else ''}: {describe_instant(e.at, ctx.now)}" for e in recent]
+    if len(drafted) >= 2:
+        evidence += [f"IVIG draft of this signing: {o.label or o.reference}, {o.dose_text}" for o in drafted]
     yield r.finding(
         Indicator.WARNING,
         f"Possible duplicate: IVIG already {'active' if any(e.active for e in recent) else 'given or ordered'} "
-        f"within {ctx.settings.duplicate_ivig_hours:g} h. Check the post-dose platelet count.",
+        f"within {ctx.settings.duplicate_ivig_hours:g} h. Check the post-dose platelet count."
+        if recent
+        else f"Possible duplicate: {len(drafted)} IVIG orders in this signing add up. Check they are not one dose "
+        "twice.",
         [*evidence, ctx.platelet_line()],
         [
             "Check whether this order repeats a dose already given or ordered.",

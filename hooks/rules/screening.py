@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from hooks import suggestions as suggest
 from hooks import terminology as t
-from hooks.citations import LABEL, S004
+from hooks.citations import LABEL
 from hooks.facts import MEDICATION_HISTORY, DataKind, Flag, Measurement
 from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, rule
@@ -23,7 +23,7 @@ from hooks.timeutil import describe_instant
         "draw serum IgA before the infusion (the product's IgA falsifies later results); never delay "
         "an urgent dose; suggest ServiceRequest LOINC 2458-8"
     ),
-    citations=(S004, LABEL),
+    citations=(LABEL,),
 )
 def iga_screening(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if not ctx.ivig_orders or ctx.lacks(DataKind.IGA):
@@ -58,12 +58,13 @@ def iga_screening(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     "iga-deficiency",
     title="IgA deficiency and a product that is not IgA-depleted",
     trigger=(
-        "known IgA deficiency (ICD-10 D80.2, SNOMED 190979003, or an IgA result <7 mg/dL drawn past early infancy, "
-        "judged before the first IVIG: a normal result after IVIG does not undo it) and a non-IgA-depleted IVIG"
+        "known IgA deficiency (ICD-10 D80.2, SNOMED 190979003, or an IgA result <{iga_deficient_mg_dl:g} mg/dL drawn "
+        "past early infancy, judged before the first IVIG: a normal result after IVIG does not undo it) and a "
+        "non-IgA-depleted IVIG"
     ),
     indicator="critical with anti-IgA antibodies or prior IVIG anaphylaxis, else warning",
     advice="use an IgA-depleted product (Gammagard S/D); the suggestion replaces the product",
-    citations=(S004, LABEL),
+    citations=(LABEL,),
 )
 def iga_deficiency(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     facts = ctx.facts

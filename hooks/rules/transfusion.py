@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hooks.citations import ICR19, S001, S002, S004
+from hooks.citations import ICR19
 from hooks.facts import Bleeding, Flag
 from hooks.findings import Finding, Indicator
 from hooks.orders import OrderKind
@@ -17,7 +17,7 @@ from hooks.rules.base import Rule, RuleContext, rule
     trigger="platelet transfusion ordered with IVIG in critical bleeding",
     indicator="info",
     advice="appropriate together; do not withhold the transfusion during the IVIG infusion",
-    citations=(S001, S002, S004),
+    citations=(ICR19,),
 )
 def transfusion_with_ivig(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     if ctx.bleeding is not Bleeding.CRITICAL:
