@@ -17,6 +17,7 @@ answers a mistake with a message and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -53,6 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"ivig-cds: configuration error: {error}", file=sys.stderr)
             return 2
+        # Everything built so far (the FHIR models, the rules) lives as long as the process: keep it out
+        # of the workers' garbage collections, which would otherwise walk it again and again.
+        gc.collect()
+        gc.freeze()
         server.run(app, options)
     return 0
 
