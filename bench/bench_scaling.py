@@ -1,7 +1,8 @@
 """How the cost of a call follows the clinical window, not the length of the history; and throughput
 against a bare Flask floor. Every figure is measured in this run, beside its baseline.
 
-    python bench/bench_scaling.py [--calls 30] [--duration 10] [--skip-latency] [--skip-throughput]
+    .venv/bin/python bench/bench_scaling.py [--calls 30] [--duration 8] [--rounds 3]
+                                            [--skip-latency] [--skip-throughput]
 
 1. Latency of one call for a chronic ITP chart (`fhir_fixtures.realistic`) with 10, 100, 1 000 and
    5 000 platelet counts (one every 3 days), loaded into a real FHIR server (sekmet-fhir). Two data
@@ -10,12 +11,15 @@ against a bare Flask floor. Every figure is measured in this run, beside its bas
 2. Throughput through gunicorn (`ivig-cds serve`: 2 workers × 4 threads), driven by `wrk` with 8
    connections, for an IVIG call (P01: critical bleeding) and a call with no order this service
    judges (P35: amoxicillin, the same prefetch), against `bench/floor_app.py` (Flask parsing the same
-   body) under the same gunicorn settings in the same run. Needs `wrk` (Debian: apt-get install wrk).
+   body) under the same gunicorn settings, the servers side by side and loaded in turn, medians of
+   several rounds; once more with the parse cache off (every chart parsed as if never seen). Needs
+   `wrk` (Debian: apt-get install wrk).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -200,16 +204,17 @@ def server(command: list[str], env: dict[str, str], log_path: Path) -> Any:
             process.wait(timeout=30)
 
 
-def throughput(duration: int) -> None:
+def throughput(duration: int, rounds: int) -> None:
     if shutil.which("wrk") is None:
         print("\n2. Throughput: skipped, wrk is not installed (Debian: apt-get install wrk)")
         return
     workers, threads = 2, 4
     print(
         f"\n2. Throughput through gunicorn ({workers} workers × {threads} threads, gthread), wrk 2 threads × 8 "
-        f"connections, {duration} s each, {os.cpu_count()} cores; the floor is bench/floor_app.py under the same "
-        "gunicorn settings. 'CPU/call': the server processes' CPU time per call, which other load on the "
-        "machine does not change; 'of floor' compares it (floor CPU ÷ service CPU) and the rates."
+        f"connections, {duration} s a run, {os.cpu_count()} cores. The floor is bench/floor_app.py under the same "
+        f"gunicorn settings. The servers run side by side and are loaded in turn, {rounds} rounds; each figure is "
+        "the median of its runs. 'CPU/call': the server processes' CPU time per call, which other load on the "
+        "machine does not change; 'of floor': floor req/s and CPU/call against the service's."
     )
     print(f"{'call':<40} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU/call':>9} {'of floor (rate, CPU)':>21}")
     now = datetime.now(UTC)
@@ -218,73 +223,68 @@ def throughput(duration: int) -> None:
         for sid in ("P01", "P35")
     }
     gunicorn_line = [
-        "--bind",
-        "127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        "--timeout",
-        "30",
-        "--graceful-timeout",
-        "20",
+        *("--bind", "127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)),
+        *("--worker-class", "gthread", "--timeout", "30", "--graceful-timeout", "20"),
     ]
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as stack:
         folder = Path(workdir)
         script = folder / "post.lua"
         script.write_text(WRK_SCRIPT)
         for sid, body in bodies.items():
             (folder / f"{sid}.json").write_bytes(body)
-        floors: dict[str, tuple[float, ...]] = {}
         env = dict(os.environ)
-        floor_command = [tool("gunicorn"), *gunicorn_line, "bench.floor_app:app"]
-        with server(floor_command, env, folder / "floor.log") as (floor, pid):
-            for sid in bodies:
-                url = f"{floor}/cds-services/{SIGN.id}"
-                wrk(url, str(folder / f"{sid}.json"), 2, str(script))  # warm up
-                floors[sid] = wrk(url, str(folder / f"{sid}.json"), duration, str(script), pid)
-                rate, p50, p99, cpu = floors[sid]
-                label = f"floor: Flask parses the {sid} body"
-                print(f"{label:<40} {rate:7.0f} {p50:7.1f} {p99:7.1f} {cpu:7.2f}ms {'100%, 100%':>21}")
+        floor, floor_pid = stack.enter_context(
+            server([tool("gunicorn"), *gunicorn_line, "bench.floor_app:app"], env, folder / "floor.log")
+        )
         env.update(
             IVIG_CDS_AUTH="off",
             IVIG_CDS_DATABASE_URL=f"sqlite:///{workdir}/audit.db",
             IVIG_CDS_LOG_LEVEL="WARNING",
-            IVIG_CDS_PORT="{port}",
             IVIG_CDS_WORKERS=str(workers),
             IVIG_CDS_THREADS=str(threads),
         )
-        port_env = env.pop("IVIG_CDS_PORT")
-        del port_env
-        service_command = [tool("ivig-cds"), "serve", "--port", "{port}"]
-        runs = (
-            ({}, "P01", "IVIG call (P01, critical bleeding)"),
-            ({}, "P35", "non-target call (P35, amoxicillin)"),
-            # Every call parsed afresh, as for a chart never seen before (no reuse between calls).
-            ({"IVIG_CDS_PARSE_CACHE_SIZE": "0"}, "P01", "IVIG call, parse cache off"),
+        command = [tool("ivig-cds"), "serve", "--port", "{port}"]
+        service, pid = stack.enter_context(server(command, env, folder / "service.log"))
+        # Every call parsed afresh, as for charts never seen before (no reuse between calls).
+        cold, cold_pid = stack.enter_context(
+            server(command, {**env, "IVIG_CDS_PARSE_CACHE_SIZE": "0"}, folder / "cold.log")
         )
-        for extra, sid, label in runs:
-            with server(service_command, {**env, **extra}, folder / "service.log") as (service, pid):
-                url = f"{service}/cds-services/{SIGN.id}"
-                wrk(url, str(folder / f"{sid}.json"), 2, str(script))  # warm every worker
-                rate, p50, p99, cpu = wrk(url, str(folder / f"{sid}.json"), duration, str(script), pid)
-                share = f"{rate / floors[sid][0]:4.0%}, {floors[sid][3] / cpu:4.0%}"
-                print(f"{label:<40} {rate:7.0f} {p50:7.1f} {p99:7.1f} {cpu:7.2f}ms {share:>21}")
+        rows = [
+            ("floor: Flask parses the P01 body", floor, floor_pid, "P01", None),
+            ("floor: Flask parses the P35 body", floor, floor_pid, "P35", None),
+            ("IVIG call (P01, critical bleeding)", service, pid, "P01", "P01"),
+            ("non-target call (P35, amoxicillin)", service, pid, "P35", "P35"),
+            ("IVIG call, parse cache off", cold, cold_pid, "P01", "P01"),
+        ]
+        runs: dict[str, list[tuple[float, ...]]] = {label: [] for label, *_ in rows}
+        for _label, base, _, sid, _ in rows:  # warm every worker
+            wrk(f"{base}/cds-services/{SIGN.id}", str(folder / f"{sid}.json"), 2, str(script))
+        for _ in range(rounds):
+            for label, base, server_pid, sid, _ in rows:
+                url = f"{base}/cds-services/{SIGN.id}"
+                runs[label].append(wrk(url, str(folder / f"{sid}.json"), duration, str(script), server_pid))
+        medians = {label: tuple(statistics.median(run[i] for run in runs[label]) for i in range(4)) for label in runs}
+        for label, _, _, _, against in rows:
+            rate, p50, p99, cpu = medians[label]
+            share = "100%, 100%"
+            if against is not None:
+                floor_rate, _, _, floor_cpu = medians[f"floor: Flask parses the {against} body"]
+                share = f"{rate / floor_rate:4.0%}, {floor_cpu / cpu:4.0%}"
+            print(f"{label:<40} {rate:7.0f} {p50:7.1f} {p99:7.1f} {cpu:7.2f}ms {share:>21}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=30, help="calls per chart and mode in part 1 (default 30)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per row in part 2 (default 10)")
+    parser.add_argument("--duration", type=int, default=8, help="seconds of load per run in part 2 (default 8)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of runs in part 2, medians reported (default 3)")
     parser.add_argument("--skip-latency", action="store_true", help="skip part 1")
     parser.add_argument("--skip-throughput", action="store_true", help="skip part 2")
     args = parser.parse_args()
     if not args.skip_latency:
         latency(args.calls)
     if not args.skip_throughput:
-        throughput(args.duration)
+        throughput(args.duration, args.rounds)
     return 0
 
 

@@ -40,4 +40,10 @@ def clinician_unit(unit: str) -> str:
 
 def readable(text: str) -> str:
     """`text` with every known unit that follows a number spelled as a clinician writes it."""
+    if not any(mark in text for mark in _MARKS):  # most lines name no such unit: no regex at all
+        return text
     return _AFTER_NUMBER.sub(lambda m: CLINICIAN_UNITS[m.group(1)], text)
+
+
+# Every unit above contains one of these: a line without any cannot hold one.
+_MARKS = ("/", "[")

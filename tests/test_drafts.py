@@ -125,3 +125,12 @@ def test_a_call_with_no_judged_order_parses_no_fhir(monkeypatch, caplog):
         f"/cds-services/{SIGN.id}", json=fhir_fixtures.load("P35").prefetch_request(SIGN.prefetch)
     )
     assert response.status_code == 200 and response.get_json() == {"cards": []}
+
+
+def test_every_clinician_unit_is_found_by_the_quick_check_before_the_regex():
+    """`units.readable` skips lines holding none of its marks: every unit it knows must hold one."""
+    from hooks import units
+
+    for unit in units.CLINICIAN_UNITS:
+        assert any(mark in unit for mark in units._MARKS), unit
+        assert units.readable(f"Value: 5 {unit} today") == f"Value: 5 {units.CLINICIAN_UNITS[unit]} today"
