@@ -539,16 +539,17 @@ def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Ev
     for condition in conditions:
         if condition.code is None:
             continue
+        codings = list(t.codings_of(condition.code))  # once, not once per concept set
         candidates: list[tuple[Flag, t.ConditionSet]] = []
         if _condition_active(condition):
             candidates.extend(_ACTIVE_FLAGS.items())
         if _condition_valid(condition):
             candidates.extend(_HISTORY_FLAGS.items())
-        postpartum = _matches(condition, t.POSTPARTUM)
+        postpartum = any(t.POSTPARTUM.matches(system, code) for system, code in codings)
         for flag, concept_set in candidates:
             if flag is Flag.PREGNANCY and postpartum:
                 continue  # a puerperium code sits in the O chapter but means the pregnancy has ended
-            if flag not in flags and _matches(condition, concept_set):
+            if flag not in flags and any(concept_set.matches(system, code) for system, code in codings):
                 flags.add(flag)
                 evidence.append(
                     Evidence(
