@@ -89,7 +89,7 @@ def main() -> int:
         serve_scenario(rsps, scenario)
         request = scenario.fetch_request(BASE)
         measure(client, request, 20)
-        print(row("P01 fetched (7 parallel FHIR reads, mocked)", measure(client, request, args.rounds), baseline))
+        print(row("P01 fetched (12 parallel FHIR reads, mocked)", measure(client, request, args.rounds), baseline))
     return 0
 
 
