@@ -98,8 +98,9 @@ def timed_calls(url: str, body: bytes, calls: int) -> list[float]:
 def latency(calls: int) -> None:
     print(
         f"\n1. One call for a chronic ITP chart, against the 10-count chart: median / p95 latency of {calls} calls"
-        "\n   (ms), and the service's own CPU per call (its processes' CPU time, which other load on the machine does not"
-        "\n   change; the latency of the fetched mode is mostly the FHIR server's, which answers one request at a time)"
+        "\n   (ms), and the service's own CPU per call (its processes' CPU time, which other load on the machine"
+        "\n   does not change; the latency of the fetched mode is mostly the FHIR server's, which answers one request"
+        "\n   at a time)"
     )
     paged, fetched_mode = "prefetch paged by server: latency, CPU/call", "fetched: latency, CPU/call"
     print(f"{'platelet counts':>16} {'resources':>10} {paged:>44} {fetched_mode:>40}")
