@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 
 from cds_service import create_app
 from cds_service.protocol import first_error
+from hooks.fhir_model import Resource, parse_resource
 from hooks.services import SERVICES
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -126,6 +127,17 @@ def call(client: FlaskClient) -> Callable[..., tuple[int, dict[str, Any]]]:
 
 def rule_set(body: dict[str, Any]) -> set[tuple[str, str]]:
     return {(card["source"]["topic"]["code"], card["indicator"]) for card in body["cards"]}
+
+
+def resources_of(payload: dict[str, Any] | None) -> list[Resource]:
+    """A prefetch value parsed strictly, for tests that judge without the service's tolerant data
+    path: a Bundle's resources (OperationOutcome search warnings skipped), or the one resource."""
+    if payload is None:
+        return []
+    if payload.get("resourceType") != "Bundle":
+        return [parse_resource(payload)]
+    resources = (entry.get("resource") for entry in payload.get("entry") or [])
+    return [parse_resource(r) for r in resources if r is not None and r.get("resourceType") != "OperationOutcome"]
 
 
 # --- databases: every storage test runs on SQLite, and on PostgreSQL whenever one is reachable ----
