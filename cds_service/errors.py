@@ -33,10 +33,6 @@ class SchemaViolationError(BadRequestError):
     issue_code = "structure"
 
 
-class InvalidFhirError(BadRequestError):
-    issue_code = "invalid"
-
-
 class UnauthorizedError(CdsError):
     status = 401
     issue_code = "login"
@@ -87,25 +83,18 @@ def operation_outcome(message: str, code: str, severity: str = "error") -> dict[
 
 
 _JSON_PATH = re.compile(r"\$[\w.\[\]-]*")
-_LEADING_ELEMENT = re.compile(r"^(context\.[\w.\[\]]+|prefetch '[\w-]{1,64}')(?=: )")
+_LEADING_ELEMENT = re.compile(r"^(context\.[\w.\[\]]+)(?=: )")
 
 
 def element_path(error: CdsError) -> str | None:
     """Where in the request a refused call went wrong, for the log: element names only, never values or ids.
 
-    From the JSON path of a schema error, or from the FHIR validation error behind an invalid
-    resource (its type and the paths of its invalid elements; its id is left out, since the id of
-    a Patient is a patient id).
+    The element a message starts with (`context.draftOrders.entry[0].resource: ...`), else the JSON
+    path of a schema error. FHIR resources are read tolerantly and never refuse a call, so no
+    refusal is about a resource's own elements.
     """
     match = _LEADING_ELEMENT.match(error.message)
-    element = match.group(1) if match else None
-    cause = error.__context__
-    where, problems = getattr(cause, "where", None), getattr(cause, "problems", None)
-    if isinstance(where, str) and isinstance(problems, list):
-        resource_type = where.split("/", 1)[0]
-        paths = sorted({str(problem).split(":", 1)[0] for problem in problems})
-        return f"{element or 'resource'}: {resource_type} {', '.join(paths)}"[:300]
-    if element:
-        return element
+    if match:
+        return match.group(1)
     found = _JSON_PATH.search(error.message)
     return found.group(0)[:300] if found else None

@@ -52,10 +52,6 @@ class FhirResponseError(FhirError):
     """The server answered with something that is not a usable FHIR JSON body."""
 
 
-class FhirIncompleteError(FhirError):
-    """A search has more pages than this service reads: what it has is not the whole answer."""
-
-
 #: Two results of a search sorted newest first may tie or be a little out of order (an effective
 #: period against an effective time); only a step back beyond this means the server ignored `_sort`.
 SORT_TOLERANCE = timedelta(minutes=1)
@@ -202,46 +198,6 @@ class FhirClient:
             # path or query, which can carry a patient or tenant id.
             log.warning("FHIR server refused: not on the allowlist", extra={"host": refused_host(base_url)})
             raise FhirServerNotAllowedError("fhirServer is not on this service's FHIR allowlist")
-
-    def get(self, base_url: str, relative: str, token: str | None, deadline: float) -> dict[str, Any] | None:
-        """GET `relative` under `base_url`; a Bundle's `next` pages are merged (up to max_pages).
-
-        Returns None for 404/410 (the resource does not exist). Raises FhirError otherwise.
-        """
-        self.check_allowed(base_url)
-        base = base_url.rstrip("/")
-        body = self._get_json(f"{base}/{relative.lstrip('/')}", token, deadline)
-        if body is None or body.get("resourceType") != "Bundle":
-            return body
-        return self.follow(base, body, token, deadline)
-
-    def follow(self, base_url: str, bundle: dict[str, Any], token: str | None, deadline: float) -> dict[str, Any]:
-        """`bundle` with the entries of its `next` pages, read from `base_url`, as one Bundle.
-
-        Also used for a prefetch Bundle the client paged (CDS Hooks 2.0 lets it): the rest is the
-        service's to read. A search still unfinished after `max_pages` pages (counting the first)
-        raises FhirIncompleteError: a partial list would let a rule conclude "not on record".
-        """
-        self.check_allowed(base_url)
-        base = base_url.rstrip("/")
-        entries = _entries(bundle)
-        pages = 1
-        next_url = next_link(bundle)
-        while next_url:
-            if pages >= self.max_pages:
-                raise FhirIncompleteError(f"a search has more than {self.max_pages} pages")
-            if unsafe_url(next_url) or not is_allowed(next_url.split("?", 1)[0], (base,), self.allow_http):
-                raise FhirResponseError("a Bundle next link leaves the FHIR server's base URL")
-            page = self._get_json(next_url, token, deadline)
-            if page is None or page.get("resourceType") != "Bundle":
-                raise FhirResponseError("a Bundle next link did not return a Bundle")
-            entries.extend(_entries(page))
-            pages += 1
-            next_url = next_link(page)
-        merged = dict(bundle)
-        merged["entry"] = entries
-        merged.pop("link", None)
-        return merged
 
     def read_search(
         self,

@@ -42,7 +42,6 @@ from cds_service.fhir_client import (
     FhirClient,
     FhirError,
     FhirHttpError,
-    FhirIncompleteError,
     FhirResponseError,
     FhirServerNotAllowedError,
     FhirTimeoutError,
@@ -70,8 +69,6 @@ def fetch_result(error: BaseException) -> str:
         return "not-allowed"
     if isinstance(error, FhirHttpError):
         return "http-error"
-    if isinstance(error, FhirIncompleteError):
-        return "incomplete"
     if isinstance(error, FhirResponseError):
         return "invalid"
     return "unreachable"

@@ -215,9 +215,9 @@ class Pipeline:
 
     def _may_be_judged(self, context: dict[str, Any]) -> bool:
         """False when no draft can be an order this service judges, checked on raw JSON."""
-        local = frozenset(tuple(code.rsplit("|", 1)) for code in self.settings.rules.platelet_transfusion_codes)
+        local = self.settings.rules.platelet_transfusion_codings
         entries = context["draftOrders"].get("entry") or ()
-        return any(may_be_judged(e.get("resource"), local) for e in entries if isinstance(e, dict))  # type: ignore[arg-type]
+        return any(may_be_judged(e.get("resource"), local) for e in entries if isinstance(e, dict))
 
     def _with_record(self, call: HookCall, body: dict[str, Any], now: datetime, outcome: Outcome) -> HookCall:
         """The call with the patient's record: gathered raw, then selected and parsed."""

@@ -19,12 +19,14 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
@@ -322,3 +324,17 @@ def names() -> list[str]:
 def all_scenarios() -> Iterator[Scenario]:
     for name in names():
         yield load(name)
+
+
+def scenario_builder() -> ModuleType:
+    """fhir_fixtures/build.py's module, for the scenario modules it imports at its end to register into.
+
+    Under `python -m fhir_fixtures.build` that is `__main__`, whose registry `main()` renders:
+    importing `fhir_fixtures.build` there would make a second copy, which nothing renders.
+    """
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == "fhir_fixtures.build":
+        return main  # type: ignore[return-value]
+    from fhir_fixtures import build
+
+    return build

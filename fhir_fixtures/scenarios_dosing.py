@@ -9,27 +9,19 @@ tests that read them are tests/test_dosing_classes.py.
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
-from importlib import import_module
 from typing import Any
 
-# `python -m fhir_fixtures.build` runs build.py as __main__ and imports this module from its last
-# line: the registry to fill is then __main__'s, not a second copy imported under its package name.
-_main = sys.modules.get("__main__")
-build: Any = (
-    _main
-    if getattr(getattr(_main, "__spec__", None), "name", None) == "fhir_fixtures.build"
-    else import_module("fhir_fixtures.build")
-)
+from fhir_fixtures import scenario_builder
+
+build: Any = scenario_builder()
 
 AS_OF = build.AS_OF
 SNOMED, ICD10, LOINC, UCUM = build.SNOMED, build.ICD10, build.LOINC, build.UCUM
 Chart = build.Chart
 ago, ahead, scenario = build.ago, build.ahead, build.scenario
-DOSE_OK = ("dose-check", "info")
+DOSE_OK, THRESHOLD = build.DOSE_OK, build.THRESHOLD
 DOSE_WARNING = ("dose-check", "warning")
-THRESHOLD = ("treatment-threshold", "info")
 DAILY = {"frequency": 1, "period": 1, "periodUnit": "d"}
 
 

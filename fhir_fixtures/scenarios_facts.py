@@ -12,24 +12,12 @@ Registered into `build.SCENARIOS` by the import at the end of build.py.
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from types import ModuleType
 from typing import Any
 
+from fhir_fixtures import scenario_builder
 
-def _registry() -> ModuleType:
-    """build.py's module: under `python -m fhir_fixtures.build` it is `__main__`, whose registry
-    `main()` renders (importing `fhir_fixtures.build` would make a second, unrendered one)."""
-    main = sys.modules.get("__main__")
-    if getattr(getattr(main, "__spec__", None), "name", None) == "fhir_fixtures.build":
-        return main  # type: ignore[return-value]
-    from fhir_fixtures import build
-
-    return build
-
-
-_b = _registry()
+_b = scenario_builder()
 AS_OF = _b.AS_OF
 ICD10, SNOMED, LOINC, RXNORM, UCUM = _b.ICD10, _b.SNOMED, _b.LOINC, _b.RXNORM, _b.UCUM
 Chart, ago, scenario = _b.Chart, _b.ago, _b.scenario

@@ -194,7 +194,7 @@ def data_needs(settings: RuleSettings) -> tuple[DataNeed, ...]:
         ),
         DataNeed(
             DataKind.PREGNANCY,
-            codes=tuple(sorted({t.PREGNANCY_STATUS_LOINC, t.EXPECTED_DELIVERY_LOINC})),
+            codes=tuple(sorted(_PREGNANCY_CODES)),
             lookback_days=s.pregnancy_status_max_age_days,
             why="a pregnancy status or expected delivery older than a pregnancy says nothing about now",
             **observation,
@@ -343,7 +343,7 @@ def may_be_pregnant(resources: Iterable[Mapping[str, Any]], now: datetime, setti
             if any(t.PREGNANCY.matches(s, c) for s, c in raw_codings(resource.get("code"))):
                 return True
         elif kind == "Observation":
-            codes = {c for s, c in raw_codings(resource.get("code")) if s == t.LOINC} & _PREGNANCY_CODES
+            codes = raw_loinc(resource) & _PREGNANCY_CODES
             if not codes:
                 continue
             when = raw_instant(resource)

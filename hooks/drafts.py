@@ -68,10 +68,6 @@ class Draft:
         ident = self.raw.get("id") if isinstance(self.raw, Mapping) else None
         return f"{self.resource_type}/{ident}" if self.resource_type and isinstance(ident, str) and ident else None
 
-    @property
-    def where(self) -> str:
-        return f"context.draftOrders.entry[{self.index}].resource"
-
 
 @dataclass(frozen=True)
 class DraftSet:
@@ -241,8 +237,3 @@ def may_be_judged(raw: object, local_platelet_codes: frozenset[tuple[str, str]] 
         return True
     # The whole draft: its own words may say what an unreadable draft is.
     return _TARGET_TEXT.search(json.dumps(raw).lower()) is not None
-
-
-def unread_orders(drafts: Sequence[Draft]) -> list[Draft]:
-    """Order drafts that could not be read at all."""
-    return [d for d in drafts if d.reading.resource is None and d.resource_type in ORDER_TYPES]

@@ -5,8 +5,12 @@
 Keeping the import in one module means a version change is a one-line edit and no other module can
 parse with the wrong release by accident.
 
-Validation errors are reported by resource type, id and field path, never by value: values are
-patient data and must not reach logs or error bodies.
+Two readers. The service reads what EHRs send (drafts, prefetch, FHIR server answers) with the
+tolerant `read_resource`, which repairs or leaves out what it cannot read and reports it by element
+path. `parse_resource` is strict: for resources the service builds itself (tests prove every
+suggestion valid with it) and for the models' warm-up. Either way problems are named by resource
+type, id and element path, never by value: values are patient data and must not reach logs or
+error bodies.
 """
 
 from __future__ import annotations
@@ -29,8 +33,6 @@ __all__ = [
     "parse_resource",
     "preload",
     "read_resource",
-    "resources_of",
-    "validate_resource",
 ]
 
 
@@ -137,7 +139,7 @@ def preload() -> None:
     a service process does that once, at start, by parsing synthetic resources.
     """
     for resource in _WARM_UP:
-        validate_resource(resource)
+        parse_resource(resource).model_dump(mode="json", exclude_none=True)  # serialisation is built lazily too
 
 
 def parse_resource(data: object) -> Resource:
@@ -158,44 +160,6 @@ def parse_resource(data: object) -> Resource:
         raise InvalidResourceError(where, _problems(error)) from None
     except (TypeError, ValueError) as error:  # fhir.resources raises these for some primitives
         raise InvalidResourceError(where, [type(error).__name__]) from None
-
-
-def validate_resource(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Round-trip a resource this service builds (a suggestion) through the model.
-
-    Why: a suggestion the EHR cannot accept is worse than none, so every resource we emit is
-    proven valid before it leaves; the JSON returned is the model's own serialisation.
-    """
-    model = parse_resource(data)
-    return model.model_dump(mode="json", exclude_none=True)
-
-
-def resources_of(payload: object) -> list[Resource]:
-    """The parsed resources of a prefetch value: a Bundle's entries, or a single resource.
-
-    A Bundle is unpacked entry by entry so that an invalid entry is named by its own type and id;
-    OperationOutcome entries (search warnings) are skipped, not treated as patient data.
-    """
-    if payload is None:
-        return []
-    if not isinstance(payload, Mapping):
-        raise InvalidResourceError("prefetch value", ["expected a JSON object or null"])
-    if payload.get("resourceType") != "Bundle":
-        return [parse_resource(payload)]
-    entries = payload.get("entry") or []
-    if not isinstance(entries, list):
-        raise InvalidResourceError(_describe(payload), ["entry: expected an array"])
-    parsed: list[Resource] = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, Mapping):
-            raise InvalidResourceError(_describe(payload), [f"entry.{index}: expected an object"])
-        resource = entry.get("resource")
-        if resource is None:
-            continue
-        if isinstance(resource, Mapping) and resource.get("resourceType") == "OperationOutcome":
-            continue
-        parsed.append(parse_resource(resource))
-    return parsed
 
 
 # --- the tolerant reader -------------------------------------------------------------------------
@@ -226,6 +190,8 @@ class Reader(Protocol):
         keep: frozenset[str] | None = None,
         defaults: Mapping[str, Any] | None = None,
     ) -> Reading: ...
+
+
 _MAX_ROUNDS = 8  # each round fixes every error pydantic reported; real resources need one or two
 
 

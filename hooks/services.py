@@ -105,7 +105,7 @@ def classify_drafts(call: HookCall, settings: RuleSettings) -> tuple[DraftOrder,
     for resource in (*named, *call.resources):
         if resource is not None and resource.get_resource_type() == "Medication" and resource.id:
             medications.setdefault(f"Medication/{resource.id}", resource)
-    local = frozenset(tuple(code.rsplit("|", 1)) for code in settings.platelet_transfusion_codes)
+    local = settings.platelet_transfusion_codings
     orders = []
     for draft in call.drafts:
         if draft.resource_type not in ORDER_TYPES:

@@ -109,6 +109,11 @@ class RuleSettings:
         return timedelta(hours=self.platelet_fresh_hours)
 
     @property
+    def platelet_transfusion_codings(self) -> frozenset[tuple[str, str]]:
+        """`platelet_transfusion_codes` as the (system, code) pairs a draft's codings are matched against."""
+        return frozenset(tuple(code.rsplit("|", 1)) for code in self.platelet_transfusion_codes)  # type: ignore[misc]
+
+    @property
     def display_zone(self) -> tzinfo:
         return UTC if self.display_time_zone == "UTC" else ZoneInfo(self.display_time_zone)
 

@@ -2,10 +2,10 @@
 
 Every resource is built as R4 JSON from a fixed shape, references the patient and encounter, and is a
 draft order: the clinician's acceptance, not this service, turns it into a real order. The shapes are
-proven valid R4 by the tests (tests/test_suggestions_valid.py parses every suggestion of every
-scenario and of generated charts with `fhir.resources`), not on every call: re-parsing our own
-resources cost a quarter of a hook call. An `update` starts from the draft as read (`hooks/drafts.py`:
-already parsed, repaired where it had to be), so it is valid too.
+proven valid R4 by the tests, not on every call (tests/test_card_quality.py parses every suggestion
+of every scenario, tests/test_knowledge_fuzz.py those of generated charts, with `fhir.resources`):
+re-parsing our own resources cost a quarter of a hook call. An `update` starts from the draft as
+read (`hooks/drafts.py`: already parsed, repaired where it had to be), so it is valid too.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 FHIR requires a zone on every dateTime that carries a time, and the parser rejects one without, so
 the only imprecise values that reach here are dates and partial dates ("2026", "2026-05"). They are
 read as the *start* of the period in UTC: for freshness that makes a result look as old as it could
-be (the cautious side), and the card shows the value as it was recorded.
+be (the cautious side), and the card shows the value as it was recorded. Raw JSON, read before
+parsing to choose what to parse (`parse_instant`), holds to the same: a time without a zone reads
+as no date at all. Cards state each moment in the deployment's display time zone.
 """
 
 from __future__ import annotations

@@ -24,26 +24,12 @@ from pathlib import Path
 import requests
 
 from tests.auth_tokens import PUBLIC_BASE
+from tests.conftest import reachable_postgres
 from tests.dockerfile import ROOT
 from tests.jwks_server import serving_jwks
 from tests.processes import free_port, tool, wait_ready
 
-POSTGRES_CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 REDIS = ("127.0.0.1", 6379)
-
-
-def _postgres() -> str | None:
-    import psycopg
-
-    configured = os.environ.get("IVIG_CDS_TEST_POSTGRES_URL")
-    for conninfo in (configured,) if configured else POSTGRES_CANDIDATES:
-        try:
-            with psycopg.connect(conninfo, connect_timeout=2, autocommit=True) as conn:
-                conn.execute("SELECT 1")
-            return conninfo
-        except psycopg.Error:
-            continue
-    return None
 
 
 def missing() -> tuple[str | None, str | None]:
@@ -55,7 +41,7 @@ def missing() -> tuple[str | None, str | None]:
             pass
     except OSError:
         return None, "no Redis at 127.0.0.1:6379"
-    conninfo = _postgres()
+    conninfo, _ = reachable_postgres()
     if conninfo is None:
         return None, "no PostgreSQL at 127.0.0.1:5432 (set IVIG_CDS_TEST_POSTGRES_URL)"
     return conninfo, None

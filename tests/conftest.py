@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service import create_app
 from cds_service.protocol import first_error
-from hooks.services import SERVICES
+from fhir_fixtures import Scenario
+from hooks.fhir_model import Resource, parse_resource
+from hooks.services import SERVICES, ServiceDefinition
+from tests.fhir_mock import BASE, serve_scenario
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SIGN = next(s for s in SERVICES if s.hook == "order-sign")
@@ -128,14 +132,45 @@ def rule_set(body: dict[str, Any]) -> set[tuple[str, str]]:
     return {(card["source"]["topic"]["code"], card["indicator"]) for card in body["cards"]}
 
 
+#: The two ways the service gets a chart: prefetched by the client, or fetched from a FHIR server.
+MODES = ("prefetch", "fetched")
+
+
+def answer(
+    app_or_client: Flask | FlaskClient, scenario: Scenario, mode: str, service: ServiceDefinition = SIGN
+) -> dict[str, Any]:
+    """The CDS response of `service` to `scenario`, its record prefetched or read from `serve_scenario`."""
+    client = app_or_client.test_client() if isinstance(app_or_client, Flask) else app_or_client
+    if mode == "prefetch":
+        request = scenario.prefetch_request(service.prefetch, hook=service.hook)
+        response = client.post(f"/cds-services/{service.id}", json=request)
+    else:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            serve_scenario(rsps, scenario)
+            response = client.post(f"/cds-services/{service.id}", json=scenario.fetch_request(BASE, hook=service.hook))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return check_response(response)
+
+
+def resources_of(payload: dict[str, Any] | None) -> list[Resource]:
+    """A prefetch value parsed strictly, for tests that judge without the service's tolerant data
+    path: a Bundle's resources (OperationOutcome search warnings skipped), or the one resource."""
+    if payload is None:
+        return []
+    if payload.get("resourceType") != "Bundle":
+        return [parse_resource(payload)]
+    resources = (entry.get("resource") for entry in payload.get("entry") or [])
+    return [parse_resource(r) for r in resources if r is not None and r.get("resourceType") != "OperationOutcome"]
+
+
 # --- databases: every storage test runs on SQLite, and on PostgreSQL whenever one is reachable ----
 
 POSTGRES_CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def postgres_conninfo() -> str:
-    """A PostgreSQL server to test against (`IVIG_CDS_TEST_POSTGRES_URL`, else local trust auth), or skip."""
+def reachable_postgres() -> tuple[str | None, list[str]]:
+    """The PostgreSQL to test against (`IVIG_CDS_TEST_POSTGRES_URL`, else local trust auth), if one
+    answers, and why each one tried did not."""
     import psycopg
 
     configured = os.environ.get("IVIG_CDS_TEST_POSTGRES_URL")
@@ -144,10 +179,19 @@ def postgres_conninfo() -> str:
         try:
             with psycopg.connect(conninfo, connect_timeout=2, autocommit=True) as conn:
                 conn.execute("SELECT 1")
-            return conninfo
+            return conninfo, reasons
         except psycopg.Error as error:
             reasons.append(f"{conninfo.split('@')[-1]}: {type(error).__name__}")
-    pytest.skip("no PostgreSQL reachable (set IVIG_CDS_TEST_POSTGRES_URL): " + "; ".join(reasons))
+    return None, reasons
+
+
+@pytest.fixture(scope="session")
+def postgres_conninfo() -> str:
+    """A PostgreSQL server to test against, or skip."""
+    conninfo, reasons = reachable_postgres()
+    if conninfo is None:
+        pytest.skip("no PostgreSQL reachable (set IVIG_CDS_TEST_POSTGRES_URL): " + "; ".join(reasons))
+    return conninfo
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 import pytest
-import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,31 +23,16 @@ from hooks import terminology as t
 from hooks.dose_rounding import IVIG_STEPS_G, STEROID_STEPS_MG, ivig_grams, kg_text, round_dose, steroid_mg
 from hooks.fhir_model import parse_resource
 from hooks.orders import OrderKind, classify_medication, medication_concept, read_dose
-from tests.conftest import SELECT, SIGN, check_response, make_app, rule_set
-from tests.fhir_mock import BASE, serve_scenario
-from tests.variants import variant
+from tests.conftest import MODES, SELECT, SIGN, answer, check_response, make_app, rule_set
+from tests.fhir_mock import BASE
+from tests.variants import ivig_request, variant
 
-MODES = ("prefetch", "fetched")
 UCUM = "http://unitsofmeasure.org"
 
 
 @pytest.fixture(scope="module")
 def app():
     return make_app(fhir_allowlist=[BASE])
-
-
-def answer(app, scenario, mode: str, service=SIGN) -> dict[str, Any]:
-    """The CDS response to `scenario`, its data from prefetch or fetched from a FHIR server."""
-    client = app.test_client()
-    if mode == "prefetch":
-        request = scenario.prefetch_request(service.prefetch, hook=service.hook)
-        response = client.post(f"/cds-services/{service.id}", json=request)
-    else:
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            serve_scenario(rsps, scenario)
-            response = client.post(f"/cds-services/{service.id}", json=scenario.fetch_request(BASE, hook=service.hook))
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return check_response(response)
 
 
 def cards_of(body: dict[str, Any], rule_id: str) -> list[dict[str, Any]]:
@@ -155,24 +139,6 @@ def test_weights_are_spelled_one_way():
 # --- class 8: schedules and regimens by indication -------------------------------------------------
 
 
-def _ivig_request(repeat: dict[str, Any], value: float = 1, unit: str = "g/kg") -> Any:
-    return parse_resource(
-        {
-            "resourceType": "MedicationRequest",
-            "status": "draft",
-            "intent": "order",
-            "subject": {"reference": "Patient/p"},
-            "medicationCodeableConcept": {"text": "Privigen"},
-            "dosageInstruction": [
-                {
-                    "timing": {"repeat": repeat},
-                    "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}],
-                }
-            ],
-        }
-    )
-
-
 @pytest.mark.parametrize(
     ("repeat", "days", "interval", "per_day", "written"),
     [
@@ -190,7 +156,7 @@ def _ivig_request(repeat: dict[str, Any], value: float = 1, unit: str = "g/kg") 
     ],
 )
 def test_a_course_is_its_doses_within_the_bounds_not_its_days(repeat, days, interval, per_day, written):
-    dose = read_dose(_ivig_request(repeat))
+    dose = read_dose(ivig_request(repeat, value=1))
     assert dose is not None
     assert (dose.days, dose.interval_days, dose.per_day, dose.as_written) == (days, interval, per_day, written)
 

@@ -16,13 +16,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import responses
 from flask.testing import FlaskClient
 
 import fhir_fixtures
 from fhir_fixtures import Scenario
-from tests.conftest import SIGN, check_response, make_app
-from tests.fhir_mock import BASE, serve_scenario
+from tests.conftest import MODES, answer, make_app
+from tests.fhir_mock import BASE
 from tests.variants import condition, variant
 
 SNOMED = "http://snomed.info/sct"
@@ -30,7 +29,6 @@ ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
-MODES = ("prefetch", "fetched")
 # P60–P62 differ from the old service in their cards' detail, tested below, not in their card set.
 FACT_CHARTS = [f"P{n}" for n in range(50, 67) if n not in (60, 61, 62)]
 
@@ -38,18 +36,6 @@ FACT_CHARTS = [f"P{n}" for n in range(50, 67) if n not in (60, 61, 62)]
 @pytest.fixture(scope="module")
 def client() -> Iterator[FlaskClient]:
     yield make_app(fhir_allowlist=[BASE]).test_client()
-
-
-def answer(client: FlaskClient, scenario: Scenario, mode: str) -> dict[str, Any]:
-    """The CDS answer to order-sign for `scenario`, its record prefetched or read from a FHIR server."""
-    if mode == "prefetch":
-        response = client.post(f"/cds-services/{SIGN.id}", json=scenario.prefetch_request(SIGN.prefetch))
-    else:
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            serve_scenario(rsps, scenario)
-            response = client.post(f"/cds-services/{SIGN.id}", json=scenario.fetch_request(BASE))
-    assert response.status_code == 200
-    return check_response(response)
 
 
 def rules(client: FlaskClient, scenario: Scenario, mode: str) -> dict[str, str]:

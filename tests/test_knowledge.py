@@ -11,12 +11,12 @@ import fhir_fixtures
 from hooks import terminology as t
 from hooks.drafts import read_drafts
 from hooks.facts import Bleeding, DataKind, Flag, build_facts
-from hooks.fhir_model import InvalidResourceError, parse_resource, resources_of
+from hooks.fhir_model import InvalidResourceError, parse_resource
 from hooks.orders import OrderKind, classify_draft, classify_medication, read_dose
 from hooks.rules import REGISTRY, RuleContext, evaluate
 from hooks.services import HookCall, classify_drafts, judge, targets_of
 from hooks.settings import DEFAULT_SETTINGS, RuleSettings
-from tests.conftest import SIGN
+from tests.conftest import SIGN, resources_of
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -17,10 +17,10 @@ import fhir_fixtures
 from cds_service.protocol import first_error
 from hooks.cards import render
 from hooks.drafts import read_drafts
-from hooks.fhir_model import parse_resource, resources_of
+from hooks.fhir_model import parse_resource
 from hooks.services import HookCall, judge
 from hooks.settings import DEFAULT_SETTINGS
-from tests.conftest import SIGN
+from tests.conftest import SIGN, resources_of
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BASES = ["P01", "P04", "P13", "P19", "P23", "P24", "P26", "P30", "P31", "P33", "P36", "P38", "P46"]

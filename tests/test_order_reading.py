@@ -17,7 +17,7 @@ from hooks import terminology as t
 from hooks.fhir_model import parse_resource
 from hooks.orders import OrderKind, classify_medication, medication_concept, read_dose
 from tests.conftest import SIGN
-from tests.variants import variant
+from tests.variants import dosage, ivig_request, variant
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -34,30 +34,6 @@ def rules(call, scenario) -> dict[str, str]:
 
 def card(call, scenario, rule_id) -> dict[str, Any]:
     return next(c for c in cards(call, scenario) if c["source"]["topic"]["code"] == rule_id)
-
-
-def dosage(value: float, unit: str, repeat: dict[str, Any]) -> list[dict[str, Any]]:
-    """An IV dosage instruction: `value` `unit` per dose, on the schedule `repeat`."""
-    return [
-        {
-            "timing": {"repeat": repeat},
-            "route": {"coding": [{"system": t.SNOMED, "code": "47625008", "display": "Intravenous route"}]},
-            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}],
-        }
-    ]
-
-
-def ivig_request(repeat: dict[str, Any], value: float = 0.4, unit: str = "g/kg") -> Any:
-    return parse_resource(
-        {
-            "resourceType": "MedicationRequest",
-            "status": "draft",
-            "intent": "order",
-            "subject": {"reference": "Patient/p"},
-            "medicationCodeableConcept": {"text": "Privigen"},
-            "dosageInstruction": dosage(value, unit, repeat),
-        }
-    )
 
 
 DAILY = {"frequency": 1, "period": 1, "periodUnit": "d"}

@@ -10,6 +10,7 @@ import responses
 
 import fhir_fixtures
 from cds_service.fhir_client import FhirClient, FhirResponseError, is_allowed, unsafe_url
+from hooks.data_needs import raw_instant
 from tests.conftest import SIGN, check_response, make_app
 
 BASE = "https://fhir.example.org/r4"
@@ -99,5 +100,5 @@ def test_next_link_with_dot_segments_is_not_followed():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.get(f"{BASE}/Condition", json=page)
         with pytest.raises(FhirResponseError, match="leaves"):
-            fhir.get(BASE, "Condition?patient=1", "tok", time.monotonic() + 5)
+            fhir.search(BASE, "Condition?patient=1", "tok", time.monotonic() + 5, since=None, instant_of=raw_instant)
         assert len(rsps.calls) == 1

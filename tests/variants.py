@@ -8,6 +8,8 @@ from typing import Any
 
 import fhir_fixtures
 from fhir_fixtures import Scenario
+from hooks import terminology as t
+from hooks.fhir_model import parse_resource
 
 
 def _iso(scenario: Scenario, hours_ago: float) -> str:
@@ -108,3 +110,31 @@ def without_included_medications(scenario: Scenario, templates: dict[str, str]) 
         if isinstance(value, dict) and value.get("resourceType") == "Bundle":
             value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
     return request
+
+
+# --- IVIG orders for the dose reader, without the app ---------------------------------------------
+
+
+def dosage(value: float, unit: str, repeat: dict[str, Any]) -> list[dict[str, Any]]:
+    """An IV dosage instruction: `value` `unit` per dose, on the schedule `repeat`."""
+    return [
+        {
+            "timing": {"repeat": repeat},
+            "route": {"coding": [{"system": t.SNOMED, "code": "47625008", "display": "Intravenous route"}]},
+            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "system": t.UCUM, "code": unit}}],
+        }
+    ]
+
+
+def ivig_request(repeat: dict[str, Any], value: float = 0.4, unit: str = "g/kg") -> Any:
+    """A parsed IVIG draft (Privigen) dosed `value` `unit` on the schedule `repeat`."""
+    return parse_resource(
+        {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"text": "Privigen"},
+            "dosageInstruction": dosage(value, unit, repeat),
+        }
+    )

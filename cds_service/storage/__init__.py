@@ -93,13 +93,12 @@ def describe_url(url: URL) -> str:
 
 def describe_location(url: URL) -> str:
     """Which database, for people: an SQLite file by its absolute path, a server's URL without password."""
-    if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:"):
-        return f"sqlite:///{Path(url.database).expanduser().resolve()}"
-    return describe_url(url)
+    file = sqlite_file(url)
+    return f"sqlite:///{file.resolve()}" if file is not None else describe_url(url)
 
 
 def sqlite_file(url: URL) -> Path | None:
-    """The file an SQLite URL names (None for other backends)."""
+    """The file an SQLite URL names (None for other backends, a URL naming no file, or a `file:` URI)."""
     if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:"):
         return Path(url.database).expanduser()
     return None
@@ -171,8 +170,9 @@ class Storage:
 
     def _create_engine(self) -> Engine:
         if self.url.get_backend_name() == "sqlite":
-            if self.url.database and not self.url.database.startswith("file:"):
-                folder = Path(self.url.database).expanduser().parent
+            file = sqlite_file(self.url)
+            if file is not None:
+                folder = file.parent
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
                 except OSError as error:
