@@ -206,11 +206,15 @@ def template_context(patient_id: str, user: str, encounter: str | None) -> dict[
 
 
 def resolve_queries(templates: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, str]:
-    """Each prefetch key's query for this call, by the templates the services declare."""
+    """Each prefetch key's query for this call, by the templates the services declare.
+
+    Date tokens (CDS Hooks 3.0 `{{today() - N days}}`) count from today in UTC, as the service does.
+    """
     from cds_service.prefetch import PrefetchTemplateError, render
 
+    today = datetime.now(UTC).date()
     try:
-        return {key: render(template, context) for key, template in templates.items()}
+        return {key: render(template, context, today) for key, template in templates.items()}
     except PrefetchTemplateError as error:
         raise ToolError(str(error), status=2) from None
 
@@ -239,8 +243,17 @@ def fetch_prefetch(http: requests.Session, base: str, queries: Mapping[str, str]
 
 
 def _prefetch(args: argparse.Namespace) -> int:
+    """The queries this deployment advertises: its look-backs and date-token setting (IVIG_CDS_*)."""
+    from cds_service.config import ConfigError, load_settings
+    from hooks.data_needs import prefetch_templates
+
     service = service_for(args.hook)
-    queries = resolve_queries(service.prefetch, template_context(args.patient, args.user, args.encounter))
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        raise ToolError("; ".join(error.problems), status=2) from None
+    templates = prefetch_templates(settings.rules, date_tokens=settings.prefetch_date_tokens)
+    queries = resolve_queries(templates, template_context(args.patient, args.user, args.encounter))
     base = args.fhir_server.rstrip("/") if args.fhir_server else None
     if args.resolve:
         if base is None:

@@ -252,9 +252,7 @@ def _rule_settings(environ: Mapping[str, str]) -> tuple[RuleSettings, list[str]]
         return defaults, [*problems, f"{RULE_PREFIX}*: {error}"]
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Build Settings from the environment (`IVIG_CDS_*`) and then explicit overrides (tests).
 
     Every problem found is reported at once (ConfigError.problems), not only the first, so an

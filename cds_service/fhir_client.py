@@ -160,9 +160,7 @@ def is_allowed(base_url: str, allowlist: Iterable[str], allow_http: bool) -> boo
         return False
     for entry in allowlist:
         e_scheme, e_port, e_host, e_path = _origin_and_path(entry)
-        if (scheme, port, host) == (e_scheme, e_port, e_host) and (
-            path == e_path or path.startswith(e_path + "/")
-        ):
+        if (scheme, port, host) == (e_scheme, e_port, e_host) and (path == e_path or path.startswith(e_path + "/")):
             return True
     return False
 
@@ -263,9 +261,7 @@ class FhirClient:
             headers["Authorization"] = f"Bearer {token}"
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         try:
-            response = self.session.get(
-                url, headers=headers, timeout=timeout, allow_redirects=False, stream=True
-            )
+            response = self.session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
         except requests.Timeout:
             raise FhirTimeoutError("the FHIR server did not answer in time") from None
         except requests.ConnectionError:
@@ -278,9 +274,7 @@ class FhirClient:
             if 300 <= response.status_code < 400:
                 raise FhirHttpError("the FHIR server answered with a redirect, which is not followed", 502)
             if response.status_code >= 400:
-                raise FhirHttpError(
-                    f"the FHIR server answered HTTP {response.status_code}", response.status_code
-                )
+                raise FhirHttpError(f"the FHIR server answered HTTP {response.status_code}", response.status_code)
             content = self._read_bounded(response, deadline)
         try:
             body = json.loads(content)

@@ -121,7 +121,7 @@ class Gatherer:
         settings: RuleSettings,
         client: FhirClient,
         executor: ThreadPoolExecutor,
-        total_timeout: float,
+        deadline: float,
         now: datetime,
     ) -> None:
         self.needs = needs
@@ -129,7 +129,7 @@ class Gatherer:
         self.settings = settings
         self.client = client
         self.executor = executor
-        self.deadline = time.monotonic() + total_timeout  # one budget for every read of this call
+        self.deadline = deadline  # time.monotonic() by which every read of this call is done
         self.now = now
         self.data = PatientData()
 
@@ -384,7 +384,8 @@ def gather(
     body: Mapping[str, Any],
     client: FhirClient,
     executor: ThreadPoolExecutor,
-    total_timeout: float,
+    deadline: float,
     now: datetime,
 ) -> PatientData:
-    return Gatherer(needs, templates, settings, client, executor, total_timeout, now).gather(body)
+    """The call's data; `deadline` (time.monotonic()) is the call's one budget for FHIR reads."""
+    return Gatherer(needs, templates, settings, client, executor, deadline, now).gather(body)

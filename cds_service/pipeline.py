@@ -193,6 +193,8 @@ class Pipeline:
     def _judge(self, service: ServiceDefinition, body: dict[str, Any], outcome: Outcome) -> None:
         context = body["context"]
         now = self.clock()
+        # One budget for every FHIR read of this call (referenced Medications, then the record).
+        deadline = time.monotonic() + self.settings.fhir_total_timeout
         try:
             check_drafts(context)
         except (ForeignDraftError, UnknownSelectionError) as error:
@@ -201,14 +203,14 @@ class Pipeline:
             return  # {"cards": []}: nothing read, nothing parsed
         drafts = read_drafts(context, self.parse_cache.read)
         outcome.repairs.extend(drafts.repairs)
-        medications, unread = self._draft_medications(drafts, body, outcome)
+        medications, unread = self._draft_medications(drafts, body, outcome, deadline)
         call = HookCall(
             hook=service.hook, context=context, drafts=drafts.drafts, medications=medications, unread_medications=unread
         )
         orders = classify_drafts(call, self.settings.rules)
         targets = targets_of(call, orders)
         if judged(targets):
-            call = self._with_record(call, body, now, outcome)
+            call = self._with_record(call, body, now, outcome, deadline)
         if in_scope(targets):
             _, outcome.findings = judge(call, settings=self.settings.rules, now=now, orders=orders)
             outcome.cards = render(outcome.findings, self.new_uuid)
@@ -219,7 +221,9 @@ class Pipeline:
         entries = context["draftOrders"].get("entry") or ()
         return any(may_be_judged(e.get("resource"), local) for e in entries if isinstance(e, dict))
 
-    def _with_record(self, call: HookCall, body: dict[str, Any], now: datetime, outcome: Outcome) -> HookCall:
+    def _with_record(
+        self, call: HookCall, body: dict[str, Any], now: datetime, outcome: Outcome, deadline: float
+    ) -> HookCall:
         """The call with the patient's record: gathered raw, then selected and parsed."""
         data = gather(
             self.needs,
@@ -228,7 +232,7 @@ class Pipeline:
             body,
             self.client,
             self.executor,
-            self.settings.fhir_total_timeout,
+            deadline,
             now,
         )
         record = read_record(
@@ -261,7 +265,7 @@ class Pipeline:
         )
 
     def _draft_medications(
-        self, drafts: DraftSet, body: dict[str, Any], outcome: Outcome
+        self, drafts: DraftSet, body: dict[str, Any], outcome: Outcome, deadline: float
     ) -> tuple[dict[str, Resource], dict[str, Any]]:
         """Medications the draft orders refer to, read before scope is decided (an IVIG order may be
         coded only on a Medication the FHIR server holds): from the draft bundle, then the prefetch,
@@ -284,7 +288,7 @@ class Pipeline:
                 self.client,
                 body.get("fhirServer"),
                 (body.get("fhirAuthorization") or {}).get("access_token"),
-                time.monotonic() + self.settings.fhir_total_timeout,
+                deadline,
                 missing,
             )
             found.update(fetched)

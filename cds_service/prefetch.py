@@ -54,9 +54,7 @@ def _value(token: str, context: Mapping[str, Any], today: date | None) -> str:
         resource_type = _USER_TOKENS[token]
         if isinstance(user, str) and user.startswith(resource_type + "/"):
             return user[len(resource_type) + 1 :]
-        raise PrefetchTemplateError(
-            f"prefetch token {{{{{token}}}}}: context.userId is not a {resource_type}"
-        )
+        raise PrefetchTemplateError(f"prefetch token {{{{{token}}}}}: context.userId is not a {resource_type}")
     raise PrefetchTemplateError(f"prefetch token {{{{{token}}}}} is not defined by CDS Hooks")
 
 

@@ -58,9 +58,7 @@ def describe(error: ValidationError, prefix: str = "$") -> str:
 def first_error(name: str, instance: Any, prefix: str = "$") -> str | None:
     if compiled(name).is_valid(instance):
         return None
-    errors = sorted(
-        validator(name).iter_errors(instance), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
-    )
+    errors = sorted(validator(name).iter_errors(instance), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     return describe(errors[0], prefix) if errors else None
 
 

@@ -128,9 +128,7 @@ class RedisJtiCache:
         try:
             stored = self.client.set(name, b"1", nx=True, exat=max(int(expires_at) + 1, int(time.time()) + 1))
         except redis.RedisError:
-            raise ReplayCacheUnavailableError(
-                "the token replay cache is unavailable; retry shortly"
-            ) from None
+            raise ReplayCacheUnavailableError("the token replay cache is unavailable; retry shortly") from None
         return bool(stored)
 
 

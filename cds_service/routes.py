@@ -143,9 +143,7 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
         frames = traceback.extract_tb(error.__traceback__)
-        where = " <- ".join(
-            f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:])
-        )
+        where = " <- ".join(f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:]))
         # The exception's message may quote request data, so only its type and frames are logged.
         log.error("unexpected error", extra={"error": type(error).__name__, "where": where})
         return _error_response(500, "internal error; the incident was logged", "exception")

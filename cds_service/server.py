@@ -91,9 +91,7 @@ def gunicorn_settings_from(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("GUNICORN_CMD_ARGS may not name an application: ivig-cds serve runs its own")
     for name in values:
         if name in REFUSED_GUNICORN_SETTINGS:
-            raise ConfigError(
-                f"GUNICORN_CMD_ARGS may not set {name!r}; use {REFUSED_GUNICORN_SETTINGS[name]}"
-            )
+            raise ConfigError(f"GUNICORN_CMD_ARGS may not set {name!r}; use {REFUSED_GUNICORN_SETTINGS[name]}")
     return values
 
 

@@ -198,12 +198,15 @@ def _instant(value: Any) -> datetime | None:
 
 # The date each searched date parameter reads, as a server indexes it (the start of a period).
 _DATE_PARAMS = {
-    "date": lambda r: _instant(r.get("effectiveDateTime"))
-    or _instant(r.get("effectiveInstant"))
-    or _instant((r.get("effectivePeriod") or {}).get("start")),
+    "date": lambda r: (
+        _instant(r.get("effectiveDateTime"))
+        or _instant(r.get("effectiveInstant"))
+        or _instant((r.get("effectivePeriod") or {}).get("start"))
+    ),
     "authoredon": lambda r: _instant(r.get("authoredOn")),
-    "effective-time": lambda r: _instant(r.get("effectiveDateTime"))
-    or _instant((r.get("effectivePeriod") or {}).get("start")),
+    "effective-time": lambda r: (
+        _instant(r.get("effectiveDateTime")) or _instant((r.get("effectivePeriod") or {}).get("start"))
+    ),
     "recorded-date": lambda r: _instant(r.get("recordedDate")),
 }
 _PREFIXES = {

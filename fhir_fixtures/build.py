@@ -800,9 +800,7 @@ def p44() -> Chart:
 @scenario("P45", "on estradiol, PLT 40; IVIG", [("ivig-safety", "warning"), THRESHOLD, DOSE_OK])
 def p45() -> Chart:
     chart = with_ivig(default_chart("P45"))
-    chart.medication_request(
-        "estradiol", {"text": "Estradiol 1 mg tablet"}, "active", ago(days=60)
-    )
+    chart.medication_request("estradiol", {"text": "Estradiol 1 mg tablet"}, "active", ago(days=60))
     return chart
 
 

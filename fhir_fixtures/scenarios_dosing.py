@@ -143,8 +143,12 @@ def cidp(chart: Chart) -> Chart:
 @scenario("P74", "CIDP, PLT 250; IVIG 1 g/kg every 3 weeks for 6 months (maintenance)", [DOSE_OK])
 def p74() -> Chart:
     chart = cidp(without_itp(build.default_chart("P74", plt=250)))
-    every_3_weeks = {"frequency": 1, "period": 3, "periodUnit": "wk", "boundsDuration": {
-        "value": 6, "unit": "months", "system": UCUM, "code": "mo"}}
+    every_3_weeks = {
+        "frequency": 1,
+        "period": 3,
+        "periodUnit": "wk",
+        "boundsDuration": {"value": 6, "unit": "months", "system": UCUM, "code": "mo"},
+    }
     chart.draft(ivig(dosage(1, "g/kg", every_3_weeks)), "ivig-draft")
     return chart
 
@@ -210,8 +214,12 @@ def p79() -> Chart:
 )
 def p80() -> Chart:
     chart = build.default_chart("P80")
-    every_3_weeks = {"frequency": 1, "period": 3, "periodUnit": "wk", "boundsDuration": {
-        "value": 6, "unit": "mo", "system": UCUM, "code": "mo"}}
+    every_3_weeks = {
+        "frequency": 1,
+        "period": 3,
+        "periodUnit": "wk",
+        "boundsDuration": {"value": 6, "unit": "mo", "system": UCUM, "code": "mo"},
+    }
     chart.draft(ivig(dosage(1, "g/kg", every_3_weeks)), "ivig-draft")
     return chart
 

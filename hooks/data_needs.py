@@ -292,9 +292,7 @@ def raw_instant(resource: Mapping[str, Any]) -> datetime | None:
             instant = parse_instant(resource.get(name))
             if instant is not None:
                 return instant
-        return _period_instant(resource.get("effectivePeriod"), "end", "start") or parse_instant(
-            resource.get("issued")
-        )
+        return _period_instant(resource.get("effectivePeriod"), "end", "start") or parse_instant(resource.get("issued"))
     if kind == "MedicationRequest":
         return parse_instant(resource.get("authoredOn"))
     if kind == "MedicationAdministration":

@@ -52,7 +52,7 @@ class RecordReading:
 
 
 def describe(resource: Mapping[str, Any]) -> str:
-    """"Platelet count of 2026-05-30": how a card names a resource it could not read."""
+    """ "Platelet count of 2026-05-30": how a card names a resource it could not read."""
     kind = str(resource.get("resourceType"))
     label = next((_LOINC_LABELS[c] for c in raw_loinc(resource) if c in _LOINC_LABELS), None)
     if label is None:

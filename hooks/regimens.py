@@ -162,9 +162,7 @@ def regimens(settings: RuleSettings) -> tuple[Regimen, ...]:
 
 
 def regimens_for(indications: frozenset[Indication], settings: RuleSettings, *, child: bool) -> list[Regimen]:
-    return [
-        r for r in regimens(settings) if r.indication in indications and (child or not r.children_only)
-    ]
+    return [r for r in regimens(settings) if r.indication in indications and (child or not r.children_only)]
 
 
 def fitting(

@@ -170,9 +170,7 @@ HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.821", "D
 IGA_DEFICIENCY = ConditionSet(snomed=frozenset({"190979003"}), icd10_prefixes=("D80.2",))
 CKD = ConditionSet(snomed=frozenset({"709044004"}), icd10_prefixes=("N18",))
 # ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too.
-DIABETES = ConditionSet(
-    snomed=frozenset({"73211009", "44054006"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13")
-)
+DIABETES = ConditionSet(snomed=frozenset({"73211009", "44054006"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13"))
 # Venous and arterial thrombosis, current or past: the label's risk factor is a history of either.
 # ICD-10-CM I21 acute and I25.2 old myocardial infarction, I74 arterial embolism and thrombosis,
 # I81 portal vein thrombosis, Z86.73 history of TIA or cerebral infarction.
@@ -359,6 +357,8 @@ _STANDALONE_WORD = re.compile(r"(?<![\w-])([a-z]+)(?![\w-])")
 def standalone_words(text: str) -> set[str]:
     """The words of `text` not joined to another by a hyphen: "IVIG" yes, the "IGIV" of "CMV-IGIV" no."""
     return set(_STANDALONE_WORD.findall(text.lower()))
+
+
 # Hyperimmune and anti-D globulins say "immune globulin" too but are not IVIG (anti-D is its own ITP drug).
 HYPERIMMUNE_IG_WORDS = (
     "rho(d)",

@@ -71,7 +71,6 @@ def to_date(value: object) -> date | None:
     return None
 
 
-
 def anniversary(born: date, years: int) -> date:
     """The day `years` are completed (a 29 February birthday completes on 1 March in common years)."""
     try:
@@ -91,6 +90,7 @@ def completed_years(born: date, today: date) -> int:
     if (today.month, today.day) < (born.month, born.day):
         years -= 1
     return years
+
 
 def describe_instant(at: datetime | None, now: datetime) -> str:
     """ "2026-05-31 18:00 UTC, 18 h ago" — the date a clinician needs beside every value.

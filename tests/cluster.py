@@ -158,7 +158,8 @@ def running_cluster(workdir: Path, conninfo: str, count: int = 3, workers: int =
         lb_log = workdir / "haproxy.log"
         lb_process = subprocess.Popen(
             [shutil.which("haproxy") or "haproxy", "-f", str(config), "-db"],
-            stdout=stack.enter_context(lb_log.open("wb")), stderr=subprocess.STDOUT,
+            stdout=stack.enter_context(lb_log.open("wb")),
+            stderr=subprocess.STDOUT,
         )
         stack.callback(_stop, lb_process)
         cluster = Cluster(f"http://127.0.0.1:{lb_port}", replicas, database_url, workdir, lb_process, schema)
@@ -208,7 +209,8 @@ def _drop_schema(conninfo: str, schema: str) -> None:
 def run_report(database_url: str) -> str:
     return subprocess.run(
         [tool("ivig-cds"), "report", "--format", "json", "--database-url", database_url],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout
-
-

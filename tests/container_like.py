@@ -72,28 +72,35 @@ def _script(new_root: Path, data: Path, writable_tmp: bool, env: Mapping[str, st
             lines.append(f'ln -s {shlex.quote(os.readlink(target))} "$root/{name}"')
     for name in HOST_DIRECTORIES:
         if (Path("/") / name).is_dir():
-            lines += [f'mkdir "$root/{name}"', f'mount --rbind /{name} "$root/{name}"',
-                      f'mount -o remount,bind,ro "$root/{name}"']
+            lines += [
+                f'mkdir "$root/{name}"',
+                f'mount --rbind /{name} "$root/{name}"',
+                f'mount -o remount,bind,ro "$root/{name}"',
+            ]
     volume, workdir = image_layout()
-    lines += ['mkdir "$root/proc" "$root/dev" "$root/tmp" "$root/root"',
-              f'mkdir -p "$root"{shlex.quote(volume)} "$root"{shlex.quote(workdir)}',
-              'chmod 1777 "$root/tmp"',
-              'mount -t proc proc "$root/proc"',
-              'mount --rbind /dev "$root/dev"']
+    lines += [
+        'mkdir "$root/proc" "$root/dev" "$root/tmp" "$root/root"',
+        f'mkdir -p "$root"{shlex.quote(volume)} "$root"{shlex.quote(workdir)}',
+        'chmod 1777 "$root/tmp"',
+        'mount -t proc proc "$root/proc"',
+        'mount --rbind /dev "$root/dev"',
+    ]
     if writable_tmp:
         lines.append('mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"')
     # This Python and the project under test, wherever they are (CI clones anywhere, even in /tmp).
     for path in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), ROOT.resolve()}):
         quoted = shlex.quote(str(path))
-        lines += [f'mkdir -p "$root"{quoted}', f'mount --rbind {quoted} "$root"{quoted}',
-                  f'mount -o remount,bind,ro "$root"{quoted}']
-    lines += [f'mount --bind {shlex.quote(str(data))} "$root"{shlex.quote(volume)}',
-              'mount -o remount,ro "$root"']
+        lines += [
+            f'mkdir -p "$root"{quoted}',
+            f'mount --rbind {quoted} "$root"{quoted}',
+            f'mount -o remount,bind,ro "$root"{quoted}',
+        ]
+    lines += [f'mount --bind {shlex.quote(str(data))} "$root"{shlex.quote(volume)}', 'mount -o remount,ro "$root"']
     env_args = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     run = " ".join(shlex.quote(part) for part in command)
     lines.append(
         f'exec chroot "$root" setpriv --reuid={ARBITRARY_UID} --regid=0 --clear-groups '
-        f'--inh-caps=-all --bounding-set=-all -- env -i {env_args} sh -c {shlex.quote(f"cd {workdir} && exec {run}")}'
+        f"--inh-caps=-all --bounding-set=-all -- env -i {env_args} sh -c {shlex.quote(f'cd {workdir} && exec {run}')}"
     )
     return "\n".join(lines)
 
@@ -115,6 +122,7 @@ def start(
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-            stdout=subprocess.DEVNULL, stderr=out,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
         )
     return process, log

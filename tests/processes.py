@@ -43,9 +43,7 @@ def wait_ready(server: subprocess.Popen, url: str, timeout: float = 30) -> bool:
 
 
 @contextmanager
-def running_service(
-    tmp_path: Path, env: Mapping[str, str], cwd: Path | None = None, workers: int = 1
-) -> Iterator[str]:
+def running_service(tmp_path: Path, env: Mapping[str, str], cwd: Path | None = None, workers: int = 1) -> Iterator[str]:
     """`ivig-cds serve --workers N`; yields its base URL; its stderr is `tmp_path/log`."""
     port = free_port()
     log_path = tmp_path / "log"

@@ -136,8 +136,17 @@ def test_a_signed_fetched_call_with_cards_against_a_real_fhir_server(tmp_path):
             assert unsigned.returncode == 1 and "401" in unsigned.stderr
 
             fired = _run(
-                "fire", "P01", "--url", url, "--fhir-server", fhir, "--no-prefetch", "--sign", "keys",
-                env=env, cwd=tmp_path,
+                "fire",
+                "P01",
+                "--url",
+                url,
+                "--fhir-server",
+                fhir,
+                "--no-prefetch",
+                "--sign",
+                "keys",
+                env=env,
+                cwd=tmp_path,
             )
             assert fired.returncode == 0, fired.stderr
             assert "HTTP 200" in fired.stderr and "no prefetch" in fired.stderr
@@ -146,8 +155,20 @@ def test_a_signed_fetched_call_with_cards_against_a_real_fhir_server(tmp_path):
             assert "data-unavailable" not in fired.stdout
 
             as_json = _run(
-                "fire", "--patient", "pat-p27", "--order", "platelets", "--url", url, "--fhir-server", fhir,
-                "--sign", "keys", "--json", env=env, cwd=tmp_path,
+                "fire",
+                "--patient",
+                "pat-p27",
+                "--order",
+                "platelets",
+                "--url",
+                url,
+                "--fhir-server",
+                fhir,
+                "--sign",
+                "keys",
+                "--json",
+                env=env,
+                cwd=tmp_path,
             )
             assert as_json.returncode == 0 and "prefetch filled" in as_json.stderr
             rules = {c["source"]["topic"]["code"] for c in json.loads(as_json.stdout)["cards"]}
@@ -163,3 +184,21 @@ def test_a_signed_fetched_call_with_cards_against_a_real_fhir_server(tmp_path):
     answered = [line for line in log if line["message"] == "hook answered"]
     assert answered and all(line["request_id"] and line["hook_instance"] for line in answered)
     assert all(line["data_mode"] in ("fetched", "prefetch", "mixed") for line in answered)
+
+
+def test_prefetch_shows_this_deployments_queries_with_date_tokens_filled(monkeypatch, capsys):
+    """What the EHR is asked for depends on IVIG_CDS_*: the tool shows that, not the defaults."""
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setenv("IVIG_CDS_PREFETCH_DATE_TOKENS", "true")
+    monkeypatch.setenv("IVIG_CDS_RULE_PREGNANCY_STATUS_MAX_AGE_DAYS", "200")  # bounds the platelet search
+    assert main(["prefetch", "pat-1"]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    today = datetime.now(UTC).date()
+    assert "{{" not in "".join(lines.values())
+    assert f"ge{(today - timedelta(days=200)).isoformat()}" in lines["platelets"]
+    assert f"ge{(today - timedelta(days=30)).isoformat()}" in lines["renal"]
+
+    monkeypatch.setenv("IVIG_CDS_RULE_NOT_A_RULE", "1")
+    assert main(["prefetch", "pat-1"]) == 2
+    assert "IVIG_CDS_RULE_NOT_A_RULE" in capsys.readouterr().err

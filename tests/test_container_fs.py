@@ -70,9 +70,16 @@ def test_read_only_root_arbitrary_uid_serves_stores_feedback_and_keeps_every_aud
             assert requests.post(base + path, json=request, headers=signed, timeout=10).status_code == 200
             assert requests.post(base + path, json=request, headers=signed, timeout=10).status_code == 401  # replay
             feedback_path = f"{path}/feedback"
-            report = {"feedback": [{"card": cards[0]["uuid"], "outcome": "overridden",
-                                    "overrideReason": {"reason": cards[0]["overrideReasons"][0]},
-                                    "outcomeTimestamp": datetime.now(UTC).isoformat()}]}
+            report = {
+                "feedback": [
+                    {
+                        "card": cards[0]["uuid"],
+                        "outcome": "overridden",
+                        "overrideReason": {"reason": cards[0]["overrideReasons"][0]},
+                        "outcomeTimestamp": datetime.now(UTC).isoformat(),
+                    }
+                ]
+            }
             stored = requests.post(base + feedback_path, json=report, headers=bearer(token(feedback_path)), timeout=10)
             assert stored.status_code == 200, stored.text
         finally:

@@ -50,8 +50,14 @@ def test_every_manifest_is_valid_kubernetes_strictly(version):
     for doc in manifests():
         kubernetes_validate.validate(doc, version, strict=True)
         kinds.add(doc["kind"])
-    assert kinds >= {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-                     "NetworkPolicy"}
+    assert kinds >= {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ConfigMap",
+        "NetworkPolicy",
+    }
 
 
 def test_the_validator_catches_a_misspelt_field():
@@ -95,8 +101,11 @@ def test_secrets_are_referenced_and_the_settings_are_a_valid_configuration():
     secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in CONTAINER["env"] if "valueFrom" in e}
     assert set(secret_refs) == {"IVIG_CDS_AUDIT_KEY", "IVIG_CDS_DATABASE_URL", "IVIG_CDS_METRICS_TOKEN"}
     assert not any(key.endswith(("KEY", "TOKEN", "DATABASE_URL")) for key in CONFIG)
-    stand_ins = {"IVIG_CDS_AUDIT_KEY": "k" * 32, "IVIG_CDS_METRICS_TOKEN": "t" * 16,
-                 "IVIG_CDS_DATABASE_URL": "postgresql+psycopg://ivig@db/ivig"}
+    stand_ins = {
+        "IVIG_CDS_AUDIT_KEY": "k" * 32,
+        "IVIG_CDS_METRICS_TOKEN": "t" * 16,
+        "IVIG_CDS_DATABASE_URL": "postgresql+psycopg://ivig@db/ivig",
+    }
     settings = load_settings({**CONFIG, **stand_ins, "IVIG_CDS_JWT_ISSUERS_FILE": ""})
     assert settings.jti_cache_url and settings.public_base_url and settings.port == 8080
 

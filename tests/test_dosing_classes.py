@@ -131,7 +131,13 @@ def test_a_rounded_dose_is_never_0_nor_more_than_10_percent_off(target, steps):
 
 def test_weights_are_spelled_one_way():
     assert [kg_text(w) for w in (70, 70.44, 1.4, 0.62, 0.449, 12.6, 123.45)] == [
-        "70", "70.4", "1.4", "0.62", "0.45", "12.6", "123.5"
+        "70",
+        "70.4",
+        "1.4",
+        "0.62",
+        "0.45",
+        "12.6",
+        "123.5",
     ]
     assert ivig_grams(1, 0.62).text == "0.6 g" and steroid_mg(1, 2).text == "2 mg"
 
@@ -302,7 +308,7 @@ def test_delivery_within_14_days_needs_a_rapid_rise_not_observation(app, mode):
 @pytest.mark.parametrize("delivery_in_days", [14, 15])
 def test_the_delivery_horizon_boundary(app, delivery_in_days):
     scenario = fhir_fixtures.load("P84")
-    edd = (scenario.as_of.date().toordinal() + delivery_in_days)
+    edd = scenario.as_of.date().toordinal() + delivery_in_days
     from datetime import date
 
     patched = variant("P84", patch={"edd": {"valueDateTime": date.fromordinal(edd).isoformat()}})

@@ -121,9 +121,7 @@ def test_a_call_with_no_judged_order_parses_no_fhir(monkeypatch, caplog):
     monkeypatch.setattr(fhir_model, "read_resource", refuse)
     caplog.set_level(logging.INFO)
     client = make_app().test_client()
-    response = client.post(
-        f"/cds-services/{SIGN.id}", json=fhir_fixtures.load("P35").prefetch_request(SIGN.prefetch)
-    )
+    response = client.post(f"/cds-services/{SIGN.id}", json=fhir_fixtures.load("P35").prefetch_request(SIGN.prefetch))
     assert response.status_code == 200 and response.get_json() == {"cards": []}
 
 

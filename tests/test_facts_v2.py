@@ -93,9 +93,7 @@ def test_intracranial_bleeds_below_the_listed_concepts_are_critical(client, mode
         ("S06.340A", "S06.310A"),  # traumatic haemorrhage / contusion without haemorrhage, right cerebrum
     ],
 )
-def test_an_injury_sequela_or_a_contusion_without_haemorrhage_is_not_a_critical_bleed(
-    client, mode, bleed, not_a_bleed
-):
+def test_an_injury_sequela_or_a_contusion_without_haemorrhage_is_not_a_critical_bleed(client, mode, bleed, not_a_bleed):
     def found(code: str) -> dict[str, str]:
         return rules(client, variant("P04", plt=10, add=(condition("v-bleed", ICD10, code, code),)), mode)
 

@@ -125,9 +125,7 @@ def test_next_link_to_another_host_is_refused():
 
 @responses.activate
 def test_redirects_are_not_followed():
-    responses.add(
-        responses.GET, f"{BASE}/Patient/1", status=302, headers={"Location": "http://169.254.169.254/"}
-    )
+    responses.add(responses.GET, f"{BASE}/Patient/1", status=302, headers={"Location": "http://169.254.169.254/"})
     with pytest.raises(FhirHttpError, match="redirect"):
         search(BASE, "Patient/1", None, later())
     assert len(responses.calls) == 1

@@ -175,18 +175,14 @@ def test_wrong_method_is_405_json(client):
 
 
 def test_wrong_content_type_is_415(client):
-    response = client.post(
-        f"/cds-services/{SIGN.id}", data=json.dumps(sign_request()), content_type="text/plain"
-    )
+    response = client.post(f"/cds-services/{SIGN.id}", data=json.dumps(sign_request()), content_type="text/plain")
     assert response.status_code == 415
     check_response(response)
 
 
 def test_oversized_body_is_413():
     client = make_app(max_body_bytes=2048).test_client()
-    response = client.post(
-        f"/cds-services/{SIGN.id}", data=json.dumps(sign_request()), content_type="application/json"
-    )
+    response = client.post(f"/cds-services/{SIGN.id}", data=json.dumps(sign_request()), content_type="application/json")
     assert response.status_code == 413
     check_response(response)
 
@@ -506,9 +502,7 @@ def test_clock_is_the_apps_not_the_tests():
     from datetime import timedelta
 
     later = make_app(clock=lambda: AS_OF + timedelta(hours=80)).test_client()
-    response = later.post(
-        f"/cds-services/{SIGN.id}", json=fhir_fixtures.load("P04").prefetch_request(SIGN.prefetch)
-    )
+    response = later.post(f"/cds-services/{SIGN.id}", json=fhir_fixtures.load("P04").prefetch_request(SIGN.prefetch))
     assert ("data-quality", "warning") in rule_set(check_response(response))
 
 

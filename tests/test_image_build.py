@@ -22,9 +22,15 @@ from tests.processes import free_port, running_service
 DOCKERFILE = parse()
 RUNTIME = DOCKERFILE.final
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-LINUX_311 = {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11",
-             "python_full_version": "3.11.9", "implementation_name": "cpython",
-             "platform_python_implementation": "CPython", "os_name": "posix"}
+LINUX_311 = {
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "python_version": "3.11",
+    "python_full_version": "3.11.9",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+}
 
 
 def pins(lock: str) -> dict[str, tuple[str, list[str], str]]:

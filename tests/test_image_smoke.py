@@ -48,9 +48,26 @@ def image():
 def test_image_serves_read_only_under_an_arbitrary_uid_and_stops_within_its_grace(image):
     name = f"ivig-cds-smoke-{uuid.uuid4().hex[:8]}"
     docker(
-        "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges", "--user", "1000770000:0",
-        "-e", "IVIG_CDS_AUTH=off", "-e", "IVIG_CDS_PORT=8081", "-p", "127.0.0.1::8081", image,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--user",
+        "1000770000:0",
+        "-e",
+        "IVIG_CDS_AUTH=off",
+        "-e",
+        "IVIG_CDS_PORT=8081",
+        "-p",
+        "127.0.0.1::8081",
+        image,
     )
     try:
         port = docker("port", name, "8081/tcp").stdout.strip().rsplit(":", 1)[1]

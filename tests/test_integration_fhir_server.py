@@ -32,9 +32,7 @@ def loaded_server(tmp_path_factory: pytest.TempPathFactory, scenarios: list[fhir
                 headers={"Content-Type": "application/fhir+json"},
                 timeout=120,
             )
-            assert response.status_code in (200, 201), (
-                f"{scenario.id}: {response.status_code} {response.text[:300]}"
-            )
+            assert response.status_code in (200, 201), f"{scenario.id}: {response.status_code} {response.text[:300]}"
         yield base
 
 

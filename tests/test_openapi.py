@@ -43,9 +43,9 @@ def test_the_validator_can_fail():
 def test_every_route_is_documented_and_every_documented_path_is_routed():
     app = jwt_app(preview=True)
     routed = {
-        rule.rule.replace("<service_id>", "{service_id}").replace("<name>", "{name}").replace(
-            "<scenario_id>", "{scenario_id}"
-        )
+        rule.rule.replace("<service_id>", "{service_id}")
+        .replace("<name>", "{name}")
+        .replace("<scenario_id>", "{scenario_id}")
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
     }

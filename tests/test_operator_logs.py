@@ -141,7 +141,9 @@ def test_bad_audience_names_the_audience_expected_and_received(lines):
 
 
 def test_unknown_issuer_names_the_issuer_received(lines):
-    response = jwt_app().test_client().get("/cds-services", headers=bearer(token("/cds-services", iss="https://x.test")))
+    response = (
+        jwt_app().test_client().get("/cds-services", headers=bearer(token("/cds-services", iss="https://x.test")))
+    )
     assert response.status_code == 401
     assert _refusal(lines()) | {"reason": "unknown-issuer", "issuer": "https://x.test"} == _refusal(lines())
 

@@ -121,7 +121,11 @@ def hospital_ca(tmp_path_factory) -> tuple[Path, Path, Path]:
     ca_cert = _certificate("Hospital test CA", ca_key, ca_key.public_key(), ca_name, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = _certificate(
-        "127.0.0.1", ca_key, server_key.public_key(), ca_name, ca=False,
+        "127.0.0.1",
+        ca_key,
+        server_key.public_key(),
+        ca_name,
+        ca=False,
         san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
     (folder / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))

@@ -17,6 +17,8 @@ import requests
 from tests.processes import free_port, running_service, tool
 
 ROOT = Path(__file__).parents[1]
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = tool("hadolint")
     if not Path(hadolint).exists() and shutil.which(hadolint) is None:

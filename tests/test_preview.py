@@ -54,9 +54,7 @@ def test_a_pasted_request_is_judged_on_its_prefetch_alone_and_leaves_no_trace():
     }
     request["context"]["draftOrders"]["entry"][0]["resource"]["medicationCodeableConcept"]["text"] = HOSTILE
     with responses.RequestsMock() as rsps:  # any HTTP request would fail the test
-        response = app.test_client().post(
-            "/preview/render", data={"service": SIGN.id, "request": json.dumps(request)}
-        )
+        response = app.test_client().post("/preview/render", data={"service": SIGN.id, "request": json.dumps(request)})
         assert len(rsps.calls) == 0
     page = response.get_data(as_text=True)
     assert response.status_code == 200

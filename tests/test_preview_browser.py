@@ -89,8 +89,12 @@ def test_a_scenarios_cards_look_as_an_ehr_draws_them(browser, preview_url, tmp_p
     buttons.nth(1).click()
     assert '"resourceType": "ServiceRequest"' in critical.locator(".suggestion").nth(1).locator("pre").inner_text()
     reasons = critical.locator("select.override-reasons option").all_inner_texts()
-    assert reasons == ["Already addressed", "Following hematology advice", "Data shown is not current",
-                       "Not applicable to this patient"]
+    assert reasons == [
+        "Already addressed",
+        "Following hematology advice",
+        "Data shown is not current",
+        "Not applicable to this patient",
+    ]
     page.screenshot(path=str(tmp_path / "preview-p01.png"), full_page=True)
     keep = os.environ.get("IVIG_CDS_TEST_SCREENSHOTS")
     if keep:

@@ -5,8 +5,10 @@ tolerant, bounded reader."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -340,3 +342,30 @@ def test_only_what_a_rule_reads_is_parsed(monkeypatch):
     assert len(chart.resources()) > 800
     assert len(parsed) < 150, len(parsed)
     assert parsed.count("Observation") < 60  # 30 counts in 90 days, weights of 30 days, the rest
+
+
+def test_one_budget_covers_every_fhir_read_of_a_call():
+    """The referenced Medication and then the record, from a slow server: the call keeps to
+    IVIG_CDS_FHIR_TOTAL_TIMEOUT as a whole, it does not get a fresh budget for the record."""
+
+    def slow(request):
+        time.sleep(0.6)
+        relative = request.url[len(BASE) + 1 :]
+        if relative.startswith("Medication?"):
+            body = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": CVX_87_ONLY}]}
+        else:
+            body = fhir_fixtures.evaluate(relative, P01.resources(), base=BASE)
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)
+
+    request = _ivig_by_reference()
+    for key in ("conditions", "platelets"):
+        del request["prefetch"][key]  # read from the server, after the Medication
+    app = fetching_app(fhir_total_timeout=1.0, fhir_read_timeout=1.0, fhir_workers=2)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/.*"), callback=slow)
+        started = time.monotonic()
+        status, body = post(app, request)
+        elapsed = time.monotonic() - started
+    assert status == 200
+    assert elapsed < 1.0 + 0.5 + 0.3, elapsed  # the budget, the last read's grace, and the call itself
+    assert ("data-unavailable", "warning") in rule_set(body)  # what did not fit in the budget is said

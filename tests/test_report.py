@@ -70,8 +70,12 @@ def filled(database_url):
                 if item["outcome"] == "overridden":
                     code = (item["overrideReason"].get("reason") or {}).get("code")
                     reasons[rule][code.upper() if code else report.COMMENT_ONLY] += 1
-        unknown = {"card": UNKNOWN_CARD, "outcome": "overridden", "outcomeTimestamp": "2026-06-01T12:00:00Z",
-                   "overrideReason": {"userComment": "?"}}
+        unknown = {
+            "card": UNKNOWN_CARD,
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-06-01T12:00:00Z",
+            "overrideReason": {"userComment": "?"},
+        }
         assert client.post(f"/cds-services/{SIGN.id}/feedback", json={"feedback": [unknown]}).status_code == 200
     finally:
         close_app(app)  # drains the audit writer

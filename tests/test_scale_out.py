@@ -99,10 +99,18 @@ def requests_of() -> dict[str, dict]:
 def feedback_item(found: dict) -> dict:
     moment = datetime.now(UTC).isoformat()
     if found.get("suggestions"):
-        return {"card": found["uuid"], "outcome": "accepted", "outcomeTimestamp": moment,
-                "acceptedSuggestions": [{"id": found["suggestions"][0]["uuid"]}]}
-    return {"card": found["uuid"], "outcome": "overridden", "outcomeTimestamp": moment,
-            "overrideReason": {"reason": found["overrideReasons"][0]}}
+        return {
+            "card": found["uuid"],
+            "outcome": "accepted",
+            "outcomeTimestamp": moment,
+            "acceptedSuggestions": [{"id": found["suggestions"][0]["uuid"]}],
+        }
+    return {
+        "card": found["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": moment,
+        "overrideReason": {"reason": found["overrideReasons"][0]},
+    }
 
 
 def test_three_replicas_lose_no_feedback_refuse_every_replay_and_account_for_every_audit_row(conninfo, tmp_path):

@@ -36,14 +36,11 @@ def test_critical_card_of_p01_suggests_the_missing_treatments(call):
     assert body["cards"][0] is card, "critical cards come first"
     created = [a["resource"] for s in card["suggestions"] for a in s["actions"]]
     kinds = {
-        (r["resourceType"], (r.get("code") or r.get("medicationCodeableConcept"))["coding"][0]["code"])
-        for r in created
+        (r["resourceType"], (r.get("code") or r.get("medicationCodeableConcept"))["coding"][0]["code"]) for r in created
     }
     assert kinds == {("ServiceRequest", "180208003"), ("MedicationRequest", "8640")}
     prednisone = next(r for r in created if r["resourceType"] == "MedicationRequest")
-    assert (
-        prednisone["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 70
-    )  # 1 mg/kg × 70 kg
+    assert prednisone["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 70  # 1 mg/kg × 70 kg
     assert all(r["subject"]["reference"] == f"Patient/{scenario.patient_id}" for r in created)
     assert "10 ×10⁹/L" in card["detail"] and "2026-06-01 06:00 UTC" in card["detail"]
     assert card["summary"].startswith("Life-threatening bleeding, platelets 10")

@@ -393,14 +393,10 @@ def test_context_valid_variants(schema_and_factory: tuple, mutate: Mutator) -> N
         pytest.param(lambda d: d.update(userId="dr-hema"), id="userId-not-reference"),
         pytest.param(lambda d: d.update(patientId="Patient/pt-42"), id="patientId-is-reference"),
         pytest.param(lambda d: d.update(encounterId=""), id="empty-encounterId"),
-        pytest.param(
-            lambda d: d["draftOrders"].update(resourceType="Parameters"), id="draftOrders-not-bundle"
-        ),
+        pytest.param(lambda d: d["draftOrders"].update(resourceType="Parameters"), id="draftOrders-not-bundle"),
         pytest.param(lambda d: d["draftOrders"].pop("resourceType"), id="draftOrders-no-resourceType"),
         pytest.param(lambda d: d["draftOrders"].update(entry=[]), id="bundle-empty-entry"),
-        pytest.param(
-            lambda d: d["draftOrders"]["entry"].append({"fullUrl": "urn:x"}), id="entry-without-resource"
-        ),
+        pytest.param(lambda d: d["draftOrders"]["entry"].append({"fullUrl": "urn:x"}), id="entry-without-resource"),
         pytest.param(
             lambda d: d["draftOrders"]["entry"].append({"resource": {"id": "x"}}),
             id="resource-no-resourceType",
@@ -420,9 +416,7 @@ def test_context_invalid_variants(schema_and_factory: tuple, mutate: Mutator) ->
         pytest.param(lambda d: d.pop("selections"), id="no-selections"),
         pytest.param(lambda d: d.update(selections=[]), id="empty-selections"),
         pytest.param(lambda d: d.update(selections=["ivig-draft-1"]), id="selection-without-type"),
-        pytest.param(
-            lambda d: d.update(selections="MedicationRequest/ivig-draft-1"), id="selections-not-array"
-        ),
+        pytest.param(lambda d: d.update(selections="MedicationRequest/ivig-draft-1"), id="selections-not-array"),
         pytest.param(lambda d: d.update(selections=["MedicationRequest/"]), id="selection-without-id"),
     ],
 )
@@ -485,9 +479,7 @@ def delete_action(d: dict[str, Any]) -> dict[str, Any]:
         ),
         pytest.param(lambda d: first_card(d).pop("uuid"), id="card-without-uuid"),
         pytest.param(lambda d: first_card(d)["source"]["topic"].pop("display"), id="topic-without-display"),
-        pytest.param(
-            lambda d: first_card(d)["suggestions"][0].pop("actions"), id="suggestion-without-actions"
-        ),
+        pytest.param(lambda d: first_card(d)["suggestions"][0].pop("actions"), id="suggestion-without-actions"),
         pytest.param(lambda d: first_card(d)["links"][1].update(autolaunchable=True), id="autolaunchable"),
         pytest.param(lambda d: first_card(d).update(extension={"org.example": {}}), id="card-extension"),
         pytest.param(
@@ -521,9 +513,7 @@ def test_response_valid_variants(mutate: Mutator) -> None:
         pytest.param(lambda d: first_card(d)["source"].update(url="example.com/x"), id="source-url-relative"),
         pytest.param(lambda d: first_card(d)["source"].update(icon="not a url"), id="source-icon-not-url"),
         pytest.param(lambda d: first_card(d)["source"]["topic"].pop("code"), id="topic-without-code"),
-        pytest.param(
-            lambda d: first_card(d).pop("selectionBehavior"), id="suggestions-without-selectionBehavior"
-        ),
+        pytest.param(lambda d: first_card(d).pop("selectionBehavior"), id="suggestions-without-selectionBehavior"),
         pytest.param(lambda d: first_card(d).update(selectionBehavior="all"), id="selectionBehavior-unknown"),
         pytest.param(
             lambda d: first_card(d)["suggestions"][1].update(isRecommended=True),
@@ -532,15 +522,11 @@ def test_response_valid_variants(mutate: Mutator) -> None:
         pytest.param(lambda d: first_card(d).update(suggestions=[]), id="empty-suggestions"),
         pytest.param(lambda d: first_card(d)["suggestions"][0].pop("label"), id="suggestion-without-label"),
         pytest.param(lambda d: first_card(d)["suggestions"][0].update(uuid="abc"), id="suggestion-uuid-bad"),
-        pytest.param(
-            lambda d: first_card(d)["suggestions"][0].update(isRecommended="yes"), id="isRecommended-str"
-        ),
+        pytest.param(lambda d: first_card(d)["suggestions"][0].update(isRecommended="yes"), id="isRecommended-str"),
         pytest.param(lambda d: first_card(d).update(uuid="card-1"), id="card-uuid-bad"),
         pytest.param(lambda d: first_action(d).update(type="patch"), id="action-type-unknown"),
         pytest.param(lambda d: first_action(d).pop("type"), id="action-without-type"),
-        pytest.param(
-            lambda d: first_action(d).pop("description"), id="suggestion-action-without-description"
-        ),
+        pytest.param(lambda d: first_action(d).pop("description"), id="suggestion-action-without-description"),
         pytest.param(lambda d: first_action(d).pop("resource"), id="update-without-resource"),
         pytest.param(
             lambda d: first_action(d).update(type="create", resource={"id": "x"}),
@@ -551,9 +537,7 @@ def test_response_valid_variants(mutate: Mutator) -> None:
             lambda d: delete_action(d).update(resourceId=["MedicationRequest/ivig-draft-1"]),
             id="delete-resourceId-array",
         ),
-        pytest.param(
-            lambda d: delete_action(d).update(resourceId="ivig-draft-1"), id="delete-resourceId-bare-id"
-        ),
+        pytest.param(lambda d: delete_action(d).update(resourceId="ivig-draft-1"), id="delete-resourceId-bare-id"),
         pytest.param(
             lambda d: delete_action(d).update(resource="MedicationRequest/ivig-draft-1"),
             id="delete-deprecated-resource-string",
@@ -565,16 +549,12 @@ def test_response_valid_variants(mutate: Mutator) -> None:
             ),
             id="delete-with-resource-object",
         ),
-        pytest.param(
-            lambda d: first_card(d)["overrideReasons"][0].pop("display"), id="override-without-display"
-        ),
+        pytest.param(lambda d: first_card(d)["overrideReasons"][0].pop("display"), id="override-without-display"),
         pytest.param(lambda d: first_card(d).update(overrideReasons=[]), id="empty-overrideReasons"),
         pytest.param(lambda d: first_card(d)["links"][0].pop("type"), id="link-without-type"),
         pytest.param(lambda d: first_card(d)["links"][0].pop("url"), id="link-without-url"),
         pytest.param(lambda d: first_card(d)["links"][0].update(type="relative"), id="link-type-unknown"),
-        pytest.param(
-            lambda d: first_card(d)["links"][0].update(appContext="x"), id="absolute-link-appContext"
-        ),
+        pytest.param(lambda d: first_card(d)["links"][0].update(appContext="x"), id="absolute-link-appContext"),
         pytest.param(lambda d: first_card(d).update(selection_behavior="any"), id="card-unknown-member"),
         pytest.param(lambda d: d.update(card=[]), id="response-unknown-member"),
         pytest.param(lambda d: d.update(systemActions=[]), id="empty-systemActions"),
@@ -608,12 +588,8 @@ def test_feedback_example_is_valid() -> None:
     [
         pytest.param(lambda d: override_feedback(d).pop("overrideReason"), id="overridden-without-reason"),
         pytest.param(lambda d: override_feedback(d)["overrideReason"].pop("reason"), id="comment-only"),
-        pytest.param(
-            lambda d: override_feedback(d)["overrideReason"].pop("userComment"), id="coded-reason-only"
-        ),
-        pytest.param(
-            lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04T11:15:30+01:00"), id="offset"
-        ),
+        pytest.param(lambda d: override_feedback(d)["overrideReason"].pop("userComment"), id="coded-reason-only"),
+        pytest.param(lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04T11:15:30+01:00"), id="offset"),
         pytest.param(lambda d: d.update(extension={"com.example": True}), id="extension"),
     ],
 )
@@ -629,12 +605,8 @@ def test_feedback_valid_variants(mutate: Mutator) -> None:
         pytest.param(lambda d: first_feedback(d).pop("card"), id="no-card"),
         pytest.param(lambda d: first_feedback(d).update(card="card-1"), id="card-not-uuid"),
         pytest.param(lambda d: first_feedback(d).pop("outcomeTimestamp"), id="no-timestamp"),
-        pytest.param(
-            lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04"), id="timestamp-date-only"
-        ),
-        pytest.param(
-            lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04 10:15:30Z"), id="timestamp-space"
-        ),
+        pytest.param(lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04"), id="timestamp-date-only"),
+        pytest.param(lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04 10:15:30Z"), id="timestamp-space"),
         pytest.param(
             lambda d: first_feedback(d).update(outcomeTimestamp="2025-03-04T10:15:30"),
             id="timestamp-no-offset",
@@ -643,15 +615,9 @@ def test_feedback_valid_variants(mutate: Mutator) -> None:
             lambda d: first_feedback(d).update(outcomeTimestamp="2025-13-04T10:15:30Z"),
             id="timestamp-month-13",
         ),
-        pytest.param(
-            lambda d: first_feedback(d).pop("acceptedSuggestions"), id="accepted-without-suggestions"
-        ),
-        pytest.param(
-            lambda d: first_feedback(d).update(acceptedSuggestions=[]), id="accepted-empty-suggestions"
-        ),
-        pytest.param(
-            lambda d: first_feedback(d).update(acceptedSuggestions=[{}]), id="accepted-suggestion-no-id"
-        ),
+        pytest.param(lambda d: first_feedback(d).pop("acceptedSuggestions"), id="accepted-without-suggestions"),
+        pytest.param(lambda d: first_feedback(d).update(acceptedSuggestions=[]), id="accepted-empty-suggestions"),
+        pytest.param(lambda d: first_feedback(d).update(acceptedSuggestions=[{}]), id="accepted-suggestion-no-id"),
         pytest.param(
             lambda d: first_feedback(d).update(acceptedSuggestions=[SUGGESTION_UUID]),
             id="accepted-suggestion-str",
@@ -690,9 +656,7 @@ def test_discovery_without_services_is_valid() -> None:
         pytest.param(lambda d: d["services"][0].pop("id"), id="no-id"),
         pytest.param(lambda d: d["services"][0].pop("description"), id="no-description"),
         pytest.param(lambda d: d["services"][0].update(id="ivig/select"), id="id-with-slash"),
-        pytest.param(
-            lambda d: d["services"][0].update(prefetch={"patient": {"q": 1}}), id="prefetch-not-string"
-        ),
+        pytest.param(lambda d: d["services"][0].update(prefetch={"patient": {"q": 1}}), id="prefetch-not-string"),
         pytest.param(lambda d: d["services"][0].update(prefetch={}), id="prefetch-empty"),
         pytest.param(lambda d: d["services"][0].update(usageRequirements=3), id="usage-not-string"),
         pytest.param(lambda d: d["services"][0].update(name="x"), id="unknown-member"),

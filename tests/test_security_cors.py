@@ -85,7 +85,9 @@ def test_cors_origins_from_the_environment():
         "IVIG_CDS_DATABASE_URL": fresh_database_url(),
     }
     app = create_app({"environ": environ})
-    assert preflight(app.test_client(), "https://b.example").headers["Access-Control-Allow-Origin"] == "https://b.example"
+    assert (
+        preflight(app.test_client(), "https://b.example").headers["Access-Control-Allow-Origin"] == "https://b.example"
+    )
 
 
 @pytest.mark.parametrize("origin", ["sandbox.cds-hooks.org", "https://a.example/path", "ftp://a.example", "https://"])

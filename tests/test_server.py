@@ -77,8 +77,12 @@ def test_serve_takes_port_and_workers_from_the_environment_and_writes_nothing_in
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVIG_CDS_") and k != "XDG_RUNTIME_DIR"}
     env.update(
-        HOME=str(home), IVIG_CDS_AUTH="off", IVIG_CDS_PORT=str(port),
-        IVIG_CDS_WORKERS="3", IVIG_CDS_THREADS="2", IVIG_CDS_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        HOME=str(home),
+        IVIG_CDS_AUTH="off",
+        IVIG_CDS_PORT=str(port),
+        IVIG_CDS_WORKERS="3",
+        IVIG_CDS_THREADS="2",
+        IVIG_CDS_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
         GUNICORN_CMD_ARGS="--keep-alive 3",
     )
     with (tmp_path / "log").open("wb") as log:

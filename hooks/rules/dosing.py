@@ -145,8 +145,10 @@ def _others_line(ctx: RuleContext, order: DraftOrder) -> tuple[str | None, str]:
         f"Also drafted in this signing: {len(others)} other IVIG order(s): {'; '.join(described) or 'dose not read'}; "
         f"all together {together}"
     )
-    tail = f" With {len(others)} other IVIG draft: {together.split(' (')[0]} together." if complete else (
-        f" With {len(others)} other IVIG draft."
+    tail = (
+        f" With {len(others)} other IVIG draft: {together.split(' (')[0]} together."
+        if complete
+        else (f" With {len(others)} other IVIG draft.")
     )
     return line, tail
 
@@ -241,9 +243,7 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
             else:
                 outside = f"{g_per_kg_text(daily)} g/kg {_schedule(dose)} is outside the {names} regimen"
                 texts = ", or ".join(x.text for x in expected)
-                problems.append(
-                    first_fitting(f"{outside} ({texts})", outside, limit=120)
-                )
+                problems.append(first_fitting(f"{outside} ({texts})", outside, limit=120))
             cited += [c for x in expected for c in x.citations]
         cited += [c for x in fits + other_label for c in x.citations]
     advice = []

@@ -65,8 +65,9 @@ def treatment_threshold(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         cited = (ASH11, CTCAE5)
     elif low:
         summary = (
-            f"{head}; rapid rise needed: corticosteroids with IVIG." if rapid else
-            f"{head}: corticosteroids are first-line; IVIG for a rapid rise."
+            f"{head}; rapid rise needed: corticosteroids with IVIG."
+            if rapid
+            else f"{head}: corticosteroids are first-line; IVIG for a rapid rise."
         )
         advice = [
             f"ASH 2019: below {s.corticosteroid_first_platelets:g} ×10⁹/L, treat; corticosteroids are first-line.",
