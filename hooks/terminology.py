@@ -132,7 +132,7 @@ class ConditionSet:
         if system == SNOMED:
             return code in self.snomed
         if system in ICD10_SYSTEMS:
-            upper = code.upper()
+            upper = icd10_dotted(code)
             if self.exclude_injury_sequelae and _injury_sequela(upper):
                 return False
             categories: frozenset[str] = self._categories  # type: ignore[attr-defined]
@@ -141,6 +141,19 @@ class ConditionSet:
                 return True
             return any(upper[:end] in starts for end in range(1, len(upper) + 1))
         return False
+
+
+def icd10_dotted(code: str) -> str:
+    """An ICD-10 code as the code sets spell it: upper case, with the dot after the category.
+
+    EHRs and billing feeds send the same code as "I61.9", "I619" or "i61.9" (claims and many code
+    tables carry no dot: the CMS order files list "I619"). Every ICD-10 category is three
+    characters, a letter then two alphanumerics, so the dot can only go after the third.
+    """
+    upper = code.strip().upper()
+    if "." not in upper and len(upper) > 3 and upper[0].isalpha():
+        return f"{upper[:3]}.{upper[3:]}"
+    return upper
 
 
 def _injury_sequela(code: str) -> bool:
@@ -154,8 +167,8 @@ def _icd10_under(code: str, prefix: str) -> bool:
     """True when `code` is `prefix` or more specific than it.
 
     "I60" covers "I60.9" (a category and its subcodes), "Z86.71" covers "Z86.718", and a lone
-    chapter letter ("O") covers the whole chapter. "I6" is never a prefix here, so "I60" cannot
-    accidentally cover "I600"-style codes of another category.
+    chapter letter ("O") covers the whole chapter. Codes are compared dotted (`icd10_dotted`): "I600"
+    is I60.0, never a code of another category, since every category has three characters.
     """
     if code == prefix:
         return True
@@ -166,7 +179,10 @@ def _icd10_under(code: str, prefix: str) -> bool:
 
 ITP = ConditionSet(snomed=frozenset({"32273002", "2897005"}), icd10_prefixes=("D69.3",))
 THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=("D69.6",))
-HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.821", "D75.822", "D75.828", "D75.829"))
+# ICD-10-CM D75.82 "Heparin induced thrombocytopenia (HIT)" was the billable code until FY2023, when it
+# became the parent of D75.821–D75.829: a HIT recorded before October 2022 carries D75.82 itself, and
+# the prefix covers it and each child (CMS ICD-10-CM tabular; the pre-2023 code lists carry "D7582").
+HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.82",))
 IGA_DEFICIENCY = ConditionSet(snomed=frozenset({"190979003"}), icd10_prefixes=("D80.2",))
 CKD = ConditionSet(snomed=frozenset({"709044004"}), icd10_prefixes=("N18",))
 # ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too.

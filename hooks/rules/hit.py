@@ -23,7 +23,10 @@ def _hit_line(ctx: RuleContext) -> str:
 @rule(
     "hit-heparin",
     title="Heparin ordered in heparin-induced thrombocytopenia",
-    trigger="HIT on record (SNOMED 73397007, ICD-10 D75.821/822/828/829) and any heparin or LMWH order",
+    trigger=(
+        "HIT on record (SNOMED 73397007, ICD-10-CM D75.82: D75.821/822/828/829, and D75.82 itself as coded "
+        "before FY2023) and any heparin or LMWH order"
+    ),
     indicator="critical",
     advice="stop all heparin, including flushes; use a non-heparin anticoagulant; the suggestion deletes the order",
     citations=(ASH18,),

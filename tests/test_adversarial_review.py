@@ -1,0 +1,456 @@
+"""An independent clinical review, before the held-back one: adversarial charts written the way EHRs
+record patients, run through HTTP in both data modes (prefetch, and fetched from a FHIR server), and
+read as a haematologist reads the cards.
+
+`CHARTS` is the catalogue: each chart is a variant of a public scenario (tests/variants.py) that
+changes one thing the way a real record does (a code without its dot, a unit written for the eye, a
+status, a partial date, a dose per day, two drafts, a selection) and names the exact cards a
+clinician should get. The tests after it pin down, for each defect the catalogue found, what the
+card must say; each failed before its fix in hooks/.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import responses
+from flask.testing import FlaskClient
+
+import fhir_fixtures
+from fhir_fixtures import Scenario
+from hooks.fhir_model import parse_resource
+from tests.conftest import SELECT, SIGN, check_response, make_app
+from tests.fhir_mock import BASE, serve_scenario
+from tests.test_dosing_classes import CONTRADICTIONS
+from tests.variants import condition, variant
+
+SNOMED = "http://snomed.info/sct"
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CVX = "http://hl7.org/fhir/sid/cvx"
+UCUM = "http://unitsofmeasure.org"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+MODES = ("prefetch", "fetched")
+
+DOSE_OK = ("dose-check", "info")
+DOSE_WARN = ("dose-check", "warning")
+THRESHOLD = ("treatment-threshold", "info")
+CRITICAL = ("critical-bleeding", "critical")
+BLEEDING = ("bleeding-with-low-platelets", "warning")
+SAFETY = ("ivig-safety", "warning")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[FlaskClient]:
+    yield make_app(fhir_allowlist=[BASE]).test_client()
+
+
+def answer(client: FlaskClient, scenario: Scenario, mode: str) -> dict[str, Any]:
+    """The CDS answer for `scenario` on its own hook, its record prefetched or read from a FHIR server."""
+    service = SELECT if scenario.hook == "order-select" else SIGN
+    if mode == "prefetch":
+        request = scenario.prefetch_request(service.prefetch)
+        response = client.post(f"/cds-services/{service.id}", json=request)
+    else:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            serve_scenario(rsps, scenario)
+            response = client.post(f"/cds-services/{service.id}", json=scenario.fetch_request(BASE))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return check_response(response)
+
+
+def rules(body: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(c["source"]["topic"]["code"], c["indicator"]) for c in body["cards"]}
+
+
+def cards(body: dict[str, Any], rule_id: str) -> list[dict[str, Any]]:
+    return [c for c in body["cards"] if c["source"]["topic"]["code"] == rule_id]
+
+
+# --- building charts the way EHRs record them ----------------------------------------------------
+
+
+def resource(scenario: Scenario, name: str) -> dict[str, Any]:
+    """The record's resource whose id ends in `-name` (the fixtures' naming)."""
+    return next(e["resource"] for e in scenario.record["entry"] if e["resource"]["id"].endswith("-" + name))
+
+
+def patched(scenario: Scenario, change: Callable[[Scenario], None]) -> Scenario:
+    change(scenario)
+    return scenario
+
+
+def quantity(scenario: Scenario, name: str, **fields: Any) -> Scenario:
+    """The named Observation's valueQuantity replaced by `fields` (a unit written only for display...)."""
+    resource(scenario, name)["valueQuantity"] = dict(fields)
+    return scenario
+
+
+def coded(cid: str, system: str, code: str, display: str, **fields: Any) -> dict[str, Any]:
+    found = condition(cid, system, code, display)
+    found.update(fields)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def observation(oid: str, code: str, value: float, unit: str, when: str, *, ucum: bool = True) -> dict[str, Any]:
+    q: dict[str, Any] = {"value": value, "unit": unit}
+    if ucum:
+        q.update(system=UCUM, code=unit)
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "effectiveDateTime": when,
+        "valueQuantity": q,
+    }
+
+
+def with_drafts(base: Scenario, drafts: list[dict[str, Any]], selections: list[str] | None = None) -> Scenario:
+    """`base` with these draft orders; order-select with `selections` when given."""
+    subject = {"reference": f"Patient/{base.patient_id}"}
+    entries = []
+    for draft in drafts:
+        draft = copy.deepcopy(draft)
+        if draft["resourceType"] != "Medication":
+            draft["subject"] = subject
+        entries.append({"resource": draft})
+    return Scenario(
+        id=base.id,
+        title=base.title,
+        as_of=base.as_of,
+        hook="order-select" if selections is not None else "order-sign",
+        record=base.record,
+        draft_orders={"resourceType": "Bundle", "type": "collection", "entry": entries},
+        selections=tuple(selections or ()),
+        expected=(),
+    )
+
+
+def ivig_draft(base: str, draft_id: str = "ivig-draft", **changes: Any) -> dict[str, Any]:
+    """The public scenario's IVIG draft (Privigen 1 g/kg once) with an id and fields changed."""
+    draft = copy.deepcopy(fhir_fixtures.load(base).draft_orders["entry"][0]["resource"])
+    draft["id"] = draft_id
+    draft.update(changes)
+    return {k: v for k, v in draft.items() if v is not None}
+
+
+def dose(draft: dict[str, Any], value: float, unit: str, *, ucum: bool = True, **repeat: Any) -> dict[str, Any]:
+    dosage = draft["dosageInstruction"][0]
+    q: dict[str, Any] = {"value": value, "unit": unit}
+    if ucum:
+        q.update(system=UCUM, code=unit)
+    dosage["doseAndRate"][0]["doseQuantity"] = q
+    if repeat:
+        dosage["timing"] = {"repeat": repeat}
+    return draft
+
+
+PREDNISONE = {
+    "resourceType": "MedicationRequest",
+    "id": "prednisone-draft",
+    "status": "draft",
+    "intent": "order",
+    "medicationCodeableConcept": {
+        "coding": [{"system": RXNORM, "code": "8640", "display": "prednisone"}],
+        "text": "Prednisone 70 mg PO daily",
+    },
+}
+PLATELETS = {
+    "resourceType": "ServiceRequest",
+    "id": "platelet-draft",
+    "status": "draft",
+    "intent": "order",
+    "priority": "stat",
+    "code": {
+        "coding": [{"system": SNOMED, "code": "180208003", "display": "Intravenous blood transfusion of platelets"}]
+    },
+}
+
+
+def allergy(patient: str, substance: dict[str, Any], manifestation: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "id": "v-allergy",
+        "patient": {"reference": f"Patient/{patient}"},
+        "code": substance,
+        "reaction": [{"manifestation": [manifestation]}],
+        **fields,
+    }
+
+
+ICH_I619 = coded("v-ich", ICD10, "I619", "Nontraumatic intracerebral hemorrhage, unspecified")
+ICH = coded("v-ich", ICD10, "I61.9", "Nontraumatic intracerebral hemorrhage, unspecified")
+
+
+def _two_drafts(days: int) -> Scenario:
+    first = dose(ivig_draft("P04"), 1, "g/kg", frequency=1, period=1, periodUnit="d", count=days)
+    second = copy.deepcopy(first)
+    second["id"] = "ivig-draft-2"
+    return with_drafts(variant("P04", plt=25), [first, second])
+
+
+def _ich_with(**fields: Any) -> dict[str, Any]:
+    ich = copy.deepcopy(ICH)
+    ich.update(fields)
+    return {k: v for k, v in ich.items() if v is not None}
+
+
+# The catalogue: (name, chart, expected cards), by what the chart varies. Every chart runs in both data modes.
+Charts = list[tuple[str, Callable[[], Scenario], set[tuple[str, str]]]]
+
+# Codes as EHRs send them: ICD-10 without its dot ("I619", as claims feeds and many code tables write
+# it), in lower case, and HIT's pre-FY2023 code D75.82.
+CODE_CHARTS: Charts = [
+    ("ich-icd10-without-dot", lambda: variant("P04", plt=10, add=(ICH_I619,)), {CRITICAL, DOSE_OK}),
+    (
+        "ich-icd10-lower-case",
+        lambda: variant("P04", plt=10, add=(coded("v-ich", ICD10, "i61.9", "ICH"),)),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
+        "gi-bleed-k922",
+        lambda: variant("P04", plt=25, add=(coded("v-gi", ICD10, "K922", "GI bleed"),)),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "itp-d693-only",
+        lambda: variant("P04", plt=25, drop=("itp",), add=(coded("v-itp", ICD10, "D693", "ITP"),)),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "hit-d75822-heparin",
+        lambda: variant("P26", drop=("hit",), add=(coded("v-hit", ICD10, "D75822", "HIT"),)),
+        {("hit-heparin", "critical")},
+    ),
+    (
+        "hit-d75.82-pre-2022-code-heparin",
+        lambda: variant(
+            "P26", drop=("hit",), add=(coded("v-hit", ICD10, "D75.82", "Heparin induced thrombocytopenia"),)
+        ),
+        {("hit-heparin", "critical")},
+    ),
+    (
+        "dvt-history-z86718",
+        lambda: variant("P04", plt=25, add=(coded("v-dvt", ICD10, "Z86718", "History of DVT"),)),
+        {SAFETY, THRESHOLD, DOSE_OK},
+    ),
+    (
+        "iga-deficiency-d802",
+        lambda: variant("P04", plt=25, add=(coded("v-igad", ICD10, "D802", "Selective IgA deficiency"),)),
+        {("iga-deficiency", "warning"), THRESHOLD, DOSE_OK},
+    ),
+    (
+        "pregnancy-z331-lower-case-without-dot",
+        lambda: variant("P25", drop=("pregnancy-status",), add=(coded("v-preg", ICD10, "z331", "Pregnant"),)),
+        {("pregnancy", "warning"), ("pregnancy-response-predictors", "info"), SAFETY, THRESHOLD, DOSE_OK},
+    ),
+]
+
+# Statuses and dates: clinical and verification statuses, observation statuses, periods, offsets,
+# partial dates.
+STATUS_CHARTS: Charts = [
+    (
+        "ich-resolved",
+        lambda: variant(
+            "P04", plt=10, add=(_ich_with(clinicalStatus={"coding": [{"system": CLINICAL, "code": "resolved"}]}),)
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "ich-refuted",
+        lambda: variant(
+            "P04",
+            plt=10,
+            add=(_ich_with(verificationStatus={"coding": [{"system": VERIFICATION, "code": "refuted"}]}),),
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "ich-provisional-still-critical",
+        lambda: variant(
+            "P04",
+            plt=10,
+            add=(_ich_with(verificationStatus={"coding": [{"system": VERIFICATION, "code": "provisional"}]}),),
+        ),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
+        "ich-relapse-with-status",
+        lambda: variant(
+            "P04", plt=10, add=(_ich_with(clinicalStatus={"coding": [{"system": CLINICAL, "code": "relapse"}]}),)
+        ),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
+        "plt-preliminary",
+        lambda: patched(variant("P03"), lambda s: resource(s, "plt").update(status="preliminary")),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "plt-corrected",
+        lambda: patched(variant("P03"), lambda s: resource(s, "plt").update(status="corrected")),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "plt-newer-cancelled-ignored",
+        lambda: variant(
+            "P03",
+            add=({**observation("v-plt2", "777-3", 250, "10*3/uL", "2026-06-01T11:00:00Z"), "status": "cancelled"},),
+        ),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "plt-effective-period",
+        lambda: patched(
+            variant("P03"),
+            lambda s: resource(s, "plt").update(effectivePeriod={"start": resource(s, "plt").pop("effectiveDateTime")}),
+        ),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "plt-time-zone-offset",
+        lambda: patched(
+            variant("P03"), lambda s: resource(s, "plt").update(effectiveDateTime="2026-06-01T04:00:00-04:00")
+        ),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "itp-onset-year-only",
+        lambda: patched(variant("P04", plt=25), lambda s: resource(s, "itp").update(onsetDateTime="2024")),
+        {THRESHOLD, DOSE_OK},
+    ),
+]
+
+
+
+
+
+
+# order-select with a subset of the drafts selected, and HIT.
+SELECT_AND_HIT_CHARTS: Charts = [
+    (
+        "select-ivig-only-with-steroid-and-platelets-drafted",
+        lambda: with_drafts(
+            variant("P01"), [ivig_draft("P01"), PREDNISONE, PLATELETS], selections=["MedicationRequest/ivig-draft"]
+        ),
+        {("critical-bleeding", "info"), ("transfusion-with-ivig", "info"), DOSE_OK},
+    ),
+    (
+        "select-platelets-only",
+        lambda: with_drafts(
+            variant("P01"), [ivig_draft("P01"), PREDNISONE, PLATELETS], selections=["ServiceRequest/platelet-draft"]
+        ),
+        {("critical-bleeding", "info"), ("transfusion-with-ivig", "info")},
+    ),
+    (
+        "select-prednisone-only",
+        lambda: with_drafts(
+            variant("P01"),
+            [ivig_draft("P01"), PREDNISONE, PLATELETS],
+            selections=["MedicationRequest/prednisone-draft"],
+        ),
+        set(),
+    ),
+    (
+        "hit-as-heparin-allergy-text",
+        lambda: variant(
+            "P26",
+            drop=("hit",),
+            add=(
+                allergy(
+                    "pat-p26", {"coding": [{"system": RXNORM, "code": "5224", "display": "heparin"}]}, {"text": "HIT"}
+                ),
+            ),
+        ),
+        {("hit-heparin", "critical")},
+    ),
+    (
+        "hit-heparin-free-flush",
+        lambda: with_drafts(
+            fhir_fixtures.load("P26"),
+            [
+                {
+                    **PREDNISONE,
+                    "id": "flush",
+                    "medicationCodeableConcept": {"text": "Heparin-free saline lock flush 10 mL"},
+                }
+            ],
+        ),
+        set(),
+    ),
+    (
+        "hit-with-ich-and-ivig",
+        lambda: variant("P28", plt=12, add=(coded("v-ich", ICD10, "I62.00", "Nontraumatic subdural hemorrhage"),)),
+        {CRITICAL, ("hit-ivig", "warning"), SAFETY, DOSE_OK},
+    ),
+]
+
+CHARTS: Charts = [
+    *CODE_CHARTS,
+    *STATUS_CHARTS,
+    *SELECT_AND_HIT_CHARTS,
+]
+
+
+# Words that would make a card cite the project's own reading material instead of a primary source.
+NOT_A_SOURCE = ("seed", "rules.md", "rule book", "000_", "001_", "002_", "003_", "004_")
+
+
+def read_as_a_clinician(body: dict[str, Any]) -> None:
+    """What a haematologist checks on every card: a summary that fits and ends cleanly, primary
+    sources with links (a data check says it is one), suggestions a client can act on (valid R4, coded),
+    and no two cards saying opposite things."""
+    for card in body["cards"]:
+        summary = card["summary"]
+        assert len(summary) <= 140, summary
+        assert summary.rstrip()[-1] in ".…)!", f"summary cut badly: {summary!r}"
+        text = " ".join(
+            [summary, card["detail"], card["source"]["label"], *(x["label"] for x in card.get("links", []))]
+        )
+        assert not any(word in text.lower() for word in NOT_A_SOURCE), text
+        if card["source"]["label"] != "ivig-cds: data check":
+            assert card["source"].get("url", "").startswith("https://"), card["source"]
+        for suggestion in card.get("suggestions", []):
+            for action in suggestion["actions"]:
+                if "resource" not in action:
+                    assert action["type"] == "delete" and "/" in action["resourceId"]
+                    continue
+                parse_resource(action["resource"])
+                concept = action["resource"].get("medicationCodeableConcept") or action["resource"].get("code")
+                assert concept and all(c.get("system") and c.get("code") for c in concept["coding"]), concept
+    for (rule_a, words_a), (rule_b, words_b) in CONTRADICTIONS:
+        shown_a = any(words_a in c["summary"] + c["detail"] for c in cards(body, rule_a))
+        shown_b = any(words_b in c["summary"] + c["detail"] for c in cards(body, rule_b))
+        assert not (shown_a and shown_b), (rule_a, rule_b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "build", "expected"), CHARTS, ids=[c[0] for c in CHARTS])
+def test_each_adversarial_chart_gets_exactly_the_cards_a_haematologist_expects(client, name, build, expected, mode):
+    body = answer(client, build(), mode)
+    assert rules(body) == expected
+    read_as_a_clinician(body)
+
+
+# --- codes: ICD-10 without the dot, in lower case; HIT's D75.82 ------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_intracranial_bleed_without_the_dot_as_the_orders_reason_is_critical(client, mode):
+    draft = ivig_draft("P04", reasonCode=[{"coding": [{"system": ICD10, "code": "I619"}], "text": "ICH"}])
+    body = answer(client, with_drafts(variant("P04", plt=10), [draft]), mode)
+    assert CRITICAL in rules(body) and THRESHOLD not in rules(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hit_coded_d75_82_before_fy2023_stops_heparin(client, mode):
+    hit = coded("v-hit", ICD10, "D75.82", "Heparin induced thrombocytopenia (HIT)")
+    (card,) = cards(answer(client, variant("P26", drop=("hit",), add=(hit,)), mode), "hit-heparin")
+    assert "Heparin induced thrombocytopenia (HIT)" in card["detail"]
+    assert card["suggestions"][0]["actions"][0]["type"] == "delete"
