@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from hooks import renal
+from hooks import renal, units
 from hooks import terminology as t
 from hooks.fhir_model import Resource
 from hooks.orders import OrderKind, classify_medication, medication_concept
@@ -408,22 +408,16 @@ def _as_recorded(quantity: Any) -> str:
 
 
 def _convert(quantity: Any, factors: Mapping[str, float]) -> float | None:
-    """The value in the target unit, by the UCUM code, else by the display unit.
-
-    UCUM is case-sensitive (G/L is giga per litre, g/L grams), so codes match exactly; a display
-    unit written in another case ("mg/dl") is accepted only where that spelling can mean one
-    known unit and nothing else.
-    """
+    """The value in the target unit, by the UCUM code, else by the display unit (`units.factor_of`:
+    "10^9/L", "lbs" or "mL/min/1.73m^2" written for the eye are read as the one unit they spell)."""
     if quantity is None or quantity.value is None:
         return None
-    for candidate in (quantity.code, quantity.unit):
-        if candidate and candidate in factors:
-            return float(Decimal(quantity.value)) * factors[candidate]
-    if quantity.unit:
-        folded = [factor for unit, factor in factors.items() if unit.casefold() == quantity.unit.strip().casefold()]
-        if len(folded) == 1:
-            return float(Decimal(quantity.value)) * folded[0]
-    return None
+    factor = units.factor_of(quantity.code, quantity.unit, factors)
+    if factor is None:
+        return None
+    # In decimal: "<0.07 g/L" is exactly 7 mg/dL, where binary floats make it 7.000000000000001
+    # and a result at the cut-off would fall on the wrong side of it.
+    return float(Decimal(str(quantity.value)) * Decimal(repr(factor)))
 
 
 _UNDATED = datetime.min.replace(tzinfo=UTC)  # undated results sort after every dated one

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from hooks import terminology as t
+from hooks import units
 from hooks.fhir_model import Resource
 
 
@@ -322,6 +323,10 @@ def is_iga_depleted(concept: object) -> bool:
 
 _PER_KG_FACTORS = {"g/kg": 1.0, "mg/kg": 0.001}
 _ABSOLUTE_FACTORS = {"g": 1.0, "mg": 0.001}
+# A dose written per day ("1 g/kg/d", "400 mg/kg/day"): the amount of a whole dosing day, however many
+# administrations the timing divides it into.
+_PER_KG_PER_DAY_FACTORS = {"g/kg/d": 1.0, "mg/kg/d": 0.001}
+_ABSOLUTE_PER_DAY_FACTORS = {"g/d": 1.0, "mg/d": 0.001}
 
 
 def read_dose(resource: Resource) -> Dose | None:
@@ -349,10 +354,17 @@ def read_dose(resource: Resource) -> Dose | None:
         "interval_days": schedule.interval_days,
         "open_ended": schedule.open_ended,
     }
-    if unit in _PER_KG_FACTORS:
-        return Dose(g_per_kg=value * _PER_KG_FACTORS[unit], grams=None, **common)
-    if unit in _ABSOLUTE_FACTORS:
-        return Dose(g_per_kg=None, grams=value * _ABSOLUTE_FACTORS[unit], **common)
+    # By the UCUM code, else the display unit as written for the eye ("grams", "gm/kg", "g/kg/day").
+    code, shown = quantity.code, quantity.unit
+    if (factor := units.factor_of(code, shown, _PER_KG_FACTORS)) is not None:
+        return Dose(g_per_kg=value * factor, grams=None, **common)
+    if (factor := units.factor_of(code, shown, _ABSOLUTE_FACTORS)) is not None:
+        return Dose(g_per_kg=None, grams=value * factor, **common)
+    per_administration = max(1, schedule.per_day)
+    if (factor := units.factor_of(code, shown, _PER_KG_PER_DAY_FACTORS)) is not None:
+        return Dose(g_per_kg=value * factor / per_administration, grams=None, **common)
+    if (factor := units.factor_of(code, shown, _ABSOLUTE_PER_DAY_FACTORS)) is not None:
+        return Dose(g_per_kg=None, grams=value * factor / per_administration, **common)
     return None
 
 

@@ -328,7 +328,109 @@ STATUS_CHARTS: Charts = [
 ]
 
 
+# Units written for the eye, not in UCUM, and a result at the cut-off given with a comparator.
+UNIT_CHARTS: Charts = [
+    ("plt-display-10^9/L", lambda: quantity(variant("P03"), "plt", value=25, unit="10^9/L"), {BLEEDING, DOSE_OK}),
+    ("plt-display-x10^3/uL", lambda: quantity(variant("P03"), "plt", value=25, unit="x10^3/uL"), {BLEEDING, DOSE_OK}),
+    ("plt-display-K/mcL", lambda: quantity(variant("P03"), "plt", value=25, unit="K/mcL"), {BLEEDING, DOSE_OK}),
+    ("plt-display-10E9/L", lambda: quantity(variant("P03"), "plt", value=25, unit="x10E9/L"), {BLEEDING, DOSE_OK}),
+    (
+        "plt-unknown-unit-still-data-quality",
+        lambda: quantity(variant("P03"), "plt", value=25, unit="platelets"),
+        {("data-quality", "warning"), DOSE_OK},
+    ),
+    (
+        "egfr-display-mL/min/1.73m^2",
+        lambda: quantity(variant("P04", plt=25), "egfr", value=45, unit="mL/min/1.73m^2"),
+        {SAFETY, THRESHOLD, DOSE_OK},
+    ),
+    (
+        "weight-display-lbs",
+        lambda: quantity(variant("P04", plt=25), "weight", value=154.3, unit="lbs"),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "creatinine-display-µmol/l-no-egfr",
+        lambda: variant(
+            "P04",
+            plt=25,
+            drop=("egfr",),
+            add=(observation("v-cr", "2160-0", 221, "\u00b5mol/l", "2026-05-31T08:00:00Z", ucum=False),),
+        ),
+        {SAFETY, THRESHOLD, DOSE_OK},
+    ),
+    (
+        "iga-below-detection-<0.07-g/L",
+        lambda: quantity(
+            variant("P04", plt=25), "iga", value=0.07, comparator="<", unit="g/L", system=UCUM, code="g/L"
+        ),
+        {("iga-deficiency", "warning"), THRESHOLD, DOSE_OK},
+    ),
+    (
+        "iga-5-mg/dl-display",
+        lambda: quantity(variant("P04", plt=25), "iga", value=5, unit="mg/dl"),
+        {("iga-deficiency", "warning"), THRESHOLD, DOSE_OK},
+    ),
+]
 
+# Doses in mg/kg, mg, per day or in words; schedules by frequency, period and bounds.
+DOSE_CHARTS: Charts = [
+    (
+        "dose-1000-mg/kg",
+        lambda: with_drafts(variant("P04", plt=25), [dose(ivig_draft("P04"), 1000, "mg/kg")]),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "dose-70000-mg",
+        lambda: with_drafts(variant("P04", plt=25), [dose(ivig_draft("P04"), 70000, "mg")]),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "dose-1-g/kg/d",
+        lambda: with_drafts(variant("P04", plt=25), [dose(ivig_draft("P04"), 1, "g/kg/d")]),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "dose-70-grams-display",
+        lambda: with_drafts(variant("P04", plt=25), [dose(ivig_draft("P04"), 70, "grams", ucum=False)]),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "dose-0.4-q24h-count-5-bleeding",
+        lambda: with_drafts(
+            variant("P03", plt=15),
+            [dose(ivig_draft("P03"), 0.4, "g/kg", frequency=1, period=24, periodUnit="h", count=5)],
+        ),
+        {("rapid-regimen", "warning"), BLEEDING, DOSE_OK},
+    ),
+    (
+        "dose-0.5-twice-in-one-day",
+        lambda: with_drafts(
+            variant("P04", plt=25),
+            [dose(ivig_draft("P04"), 0.5, "g/kg", frequency=2, period=1, periodUnit="d", count=2)],
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "cidp-every-3-weeks-for-6-months",
+        lambda: with_drafts(
+            fhir_fixtures.load("P36"),
+            [
+                dose(
+                    ivig_draft("P36"),
+                    1,
+                    "g/kg",
+                    frequency=1,
+                    period=3,
+                    periodUnit="wk",
+                    boundsPeriod={"start": "2026-06-01", "end": "2026-12-01"},
+                )
+            ],
+        ),
+        {SAFETY, DOSE_OK},
+    ),
+    ("cidp-no-platelet-count", lambda: variant("P36", drop=("plt",)), {SAFETY, DOSE_OK}),
+]
 
 
 
@@ -394,6 +496,8 @@ SELECT_AND_HIT_CHARTS: Charts = [
 CHARTS: Charts = [
     *CODE_CHARTS,
     *STATUS_CHARTS,
+    *UNIT_CHARTS,
+    *DOSE_CHARTS,
     *SELECT_AND_HIT_CHARTS,
 ]
 
@@ -454,3 +558,56 @@ def test_hit_coded_d75_82_before_fy2023_stops_heparin(client, mode):
     (card,) = cards(answer(client, variant("P26", drop=("hit",), add=(hit,)), mode), "hit-heparin")
     assert "Heparin induced thrombocytopenia (HIT)" in card["detail"]
     assert card["suggestions"][0]["actions"][0]["type"] == "delete"
+
+
+# --- units written for the eye -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_platelet_count_with_a_display_unit_is_used_and_shown_as_recorded(client, mode):
+    body = answer(client, quantity(variant("P03"), "plt", value=25, unit="x10^9/L"), mode)
+    (card,) = cards(body, "bleeding-with-low-platelets")
+    assert card["summary"].startswith("Bleeding with platelets 25:")
+    assert "25 ×10⁹/L (as recorded: 25 x10^9/L;" in card["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_egfr_with_a_display_unit_is_a_renal_risk_not_a_missing_result(client, mode):
+    body = answer(client, quantity(variant("P04", plt=25), "egfr", value=45, unit="mL/min/1.73 m2"), mode)
+    (card,) = cards(body, "ivig-safety")
+    assert "eGFR 45" in card["summary"]
+    assert not cards(body, "renal-baseline") and not cards(body, "data-unavailable")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_weight_in_lbs_doses_by_its_kilograms(client, mode):
+    body = answer(client, quantity(variant("P04", plt=25), "weight", value=176.4, unit="lbs"), mode)
+    (card,) = cards(body, "dose-check")
+    assert card["summary"].startswith("IVIG 80 g (1 g/kg × 80 kg actual weight)")  # 176.4 lb = 80.01 kg
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_iga_below_the_detection_limit_at_the_cut_off_is_deficiency(client, mode):
+    chart = quantity(variant("P04", plt=25), "iga", value=0.07, comparator="<", unit="g/L", system=UCUM, code="g/L")
+    (card,) = cards(answer(client, chart, mode), "iga-deficiency")
+    assert "Serum IgA: <0.07 g/L" in card["detail"] and card["indicator"] == "warning"
+
+
+# --- doses per day, in words ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_dose_written_per_day_is_the_days_dose_whatever_the_timing_divides_it_into(client, mode):
+    draft = dose(ivig_draft("P04"), 1, "g/kg/d", frequency=2, period=1, periodUnit="d", count=2)
+    (card,) = cards(answer(client, with_drafts(variant("P04", plt=25), [draft]), mode), "dose-check")
+    assert card["indicator"] == "info"
+    assert card["summary"].startswith("IVIG 35 g (0.5 g/kg × 70 kg actual weight) 2 times in one day: within the ITP")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_guillain_barre_course_in_mg_per_kg_per_day_fits_its_regimen(client, mode):
+    gbs = coded("v-gbs", ICD10, "G610", "Guillain-Barre syndrome")
+    draft = dose(ivig_draft("P04"), 400, "mg/kg/day", ucum=False, frequency=1, period=1, periodUnit="d", count=5)
+    chart = with_drafts(variant("P04", plt=250, drop=("itp",), add=(gbs,)), [draft])
+    (card,) = cards(answer(client, chart, mode), "dose-check")
+    assert card["indicator"] == "info" and "within the Guillain–Barré regimen" in card["summary"]
