@@ -69,6 +69,12 @@ READ_ELEMENTS: Mapping[str, frozenset[str]] = {
             "onsetDateTime",
             "onsetPeriod",
             "recordedDate",
+            # A condition with an abatement and no clinical status has ended (FHIR R4 con-4).
+            "abatementDateTime",
+            "abatementAge",
+            "abatementPeriod",
+            "abatementRange",
+            "abatementString",
         }
     ),
     "MedicationRequest": frozenset(

@@ -506,9 +506,22 @@ def _condition_valid(condition: Resource) -> bool:
     return _status_code(getattr(condition, "verificationStatus", None)) not in _INACTIVE_VERIFICATION
 
 
+_ABATEMENTS = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")
+
+
 def _condition_active(condition: Resource) -> bool:
+    """Active by its clinical status; with no status, active unless it records an abatement.
+
+    FHIR R4 (con-4) allows an abatement only on a condition that is inactive, resolved or in
+    remission, so an EHR that sends "abated 2020" without a status means an ended condition: a
+    bleed of 2020 is not today's bleed. A stated status is trusted as stated.
+    """
+    if not _condition_valid(condition):
+        return False
     status = _status_code(getattr(condition, "clinicalStatus", None))
-    return _condition_valid(condition) and (status is None or status in _ACTIVE_CLINICAL)
+    if status is None:
+        return not any(getattr(condition, name, None) is not None for name in _ABATEMENTS)
+    return status in _ACTIVE_CLINICAL
 
 
 def _condition_since(condition: Resource) -> date | None:

@@ -327,6 +327,32 @@ STATUS_CHARTS: Charts = [
     ),
 ]
 
+# A condition that records an abatement but no clinical status has ended (FHIR R4 con-4).
+ABATEMENT_CHARTS: Charts = [
+    (
+        "ich-no-status-abated-2020",
+        lambda: variant("P04", plt=10, add=(_ich_with(clinicalStatus=None, abatementDateTime="2020-03-01"),)),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "gi-bleed-no-status-abatement-period",
+        lambda: variant(
+            "P03",
+            drop=("gi-bleed",),
+            add=(
+                coded(
+                    "v-gi",
+                    SNOMED,
+                    "74474003",
+                    "GI bleed",
+                    clinicalStatus=None,
+                    abatementPeriod={"start": "2019-01-02", "end": "2019-01-09"},
+                ),
+            ),
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+]
 
 # Units written for the eye, not in UCUM, and a result at the cut-off given with a comparator.
 UNIT_CHARTS: Charts = [
@@ -496,6 +522,7 @@ SELECT_AND_HIT_CHARTS: Charts = [
 CHARTS: Charts = [
     *CODE_CHARTS,
     *STATUS_CHARTS,
+    *ABATEMENT_CHARTS,
     *UNIT_CHARTS,
     *DOSE_CHARTS,
     *SELECT_AND_HIT_CHARTS,
@@ -591,6 +618,28 @@ def test_an_iga_below_the_detection_limit_at_the_cut_off_is_deficiency(client, m
     chart = quantity(variant("P04", plt=25), "iga", value=0.07, comparator="<", unit="g/L", system=UCUM, code="g/L")
     (card,) = cards(answer(client, chart, mode), "iga-deficiency")
     assert "Serum IgA: <0.07 g/L" in card["detail"] and card["indicator"] == "warning"
+
+
+# --- abatement without a clinical status ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_bleed_abated_years_ago_without_a_status_is_not_todays_bleed(client, mode):
+    body = answer(
+        client, variant("P04", plt=10, add=(_ich_with(clinicalStatus=None, abatementDateTime="2020-03-01"),)), mode
+    )
+    (card,) = cards(body, "treatment-threshold")
+    assert "Bleeding: none recorded" in card["detail"]
+    assert not cards(body, "critical-bleeding")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stated_active_status_is_trusted_over_an_abatement(client, mode):
+    """Judgement: an EHR that says "active" and also sends an abatement contradicts itself; for a bleed
+    the stated status is kept, since a missed critical bleed costs more than one card too many."""
+    active = {"coding": [{"system": CLINICAL, "code": "active"}]}
+    ich = _ich_with(clinicalStatus=active, abatementDateTime="2020-03-01")
+    assert CRITICAL in rules(answer(client, variant("P04", plt=10, add=(ich,)), mode))
 
 
 # --- doses per day, in words ------------------------------------------------------------------------
