@@ -347,10 +347,14 @@ ANY_BLEEDING = ConditionSet(snomed=frozenset({"131148009"}), icd10_prefixes=("R5
 IVIG_RXNORM: frozenset[str] = frozenset()  # filled only with RxCUIs verified against RxNorm
 IVIG_CVX = frozenset({"87"})
 IVIG_ATC = frozenset({"J06BA02"})
+# "gammagard" alone: orders and allergy lists often write the brand without "Liquid" or "S/D", and every
+# Gammagard product is human normal immune globulin (GAMMAGARD Liquid, Liquid ERC and S/D in the FDA NDC
+# directory, openFDA drug/ndc: products 0944-2700, 0944-2705, 0944-2658). KIOVIG (EMA EU/1/05/329,
+# human normal immunoglobulin 100 mg/ml for infusion) is the EU brand of Takeda's Gammagard Liquid.
 IVIG_PRODUCT_NAMES = (
     "privigen",
-    "gammagard liquid",
-    "gammagard s/d",
+    "gammagard",
+    "kiovig",
     "gamunex-c",
     "gamunex",
     "gammaked",

@@ -459,6 +459,60 @@ DOSE_CHARTS: Charts = [
 ]
 
 
+# How the medication is named or referenced: a Medication in the bundle, a contained one, a brand alone.
+MEDICATION_CHARTS: Charts = [
+    (
+        "draft-medicationReference-cvx-87-in-bundle",
+        lambda: with_drafts(
+            variant("P01"),
+            [
+                ivig_draft(
+                    "P01", medicationCodeableConcept=None, medicationReference={"reference": "Medication/med-igiv"}
+                ),
+                {"resourceType": "Medication", "id": "med-igiv", "code": {"coding": [{"system": CVX, "code": "87"}]}},
+            ],
+        ),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
+        "draft-contained-gamunex-c",
+        lambda: with_drafts(
+            variant("P01"),
+            [
+                ivig_draft(
+                    "P01",
+                    medicationCodeableConcept=None,
+                    contained=[{"resourceType": "Medication", "id": "m1", "code": {"text": "Gamunex-C 10%"}}],
+                    medicationReference={"reference": "#m1"},
+                )
+            ],
+        ),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
+        "draft-gammagard-by-brand-only",
+        lambda: with_drafts(
+            variant("P01"), [ivig_draft("P01", medicationCodeableConcept={"text": "Gammagard 10% vial"})]
+        ),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
+        "allergy-gammagard-anaphylaxis",
+        lambda: variant(
+            "P04",
+            plt=25,
+            add=(allergy("pat-p04", {"text": "Gammagard"}, {"coding": [{"system": SNOMED, "code": "39579001"}]}),),
+        ),
+        {("prior-ivig-anaphylaxis", "critical"), THRESHOLD, DOSE_OK},
+    ),
+    (
+        "allergy-anti-d-is-not-ivig",
+        lambda: variant(
+            "P04", plt=25, add=(allergy("pat-p04", {"text": "Rho(D) immune globulin"}, {"text": "anaphylaxis"}),)
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+]
 
 # order-select with a subset of the drafts selected, and HIT.
 SELECT_AND_HIT_CHARTS: Charts = [
@@ -525,6 +579,7 @@ CHARTS: Charts = [
     *ABATEMENT_CHARTS,
     *UNIT_CHARTS,
     *DOSE_CHARTS,
+    *MEDICATION_CHARTS,
     *SELECT_AND_HIT_CHARTS,
 ]
 
@@ -660,3 +715,24 @@ def test_a_guillain_barre_course_in_mg_per_kg_per_day_fits_its_regimen(client, m
     chart = with_drafts(variant("P04", plt=250, drop=("itp",), add=(gbs,)), [draft])
     (card,) = cards(answer(client, chart, mode), "dose-check")
     assert card["indicator"] == "info" and "within the Guillain–Barré regimen" in card["summary"]
+
+
+# --- the Gammagard brand alone ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gammagard_by_brand_is_ivig_but_only_gammagard_sd_is_iga_depleted(client, mode):
+    def iga_cards(product: str) -> list[dict[str, Any]]:
+        draft = ivig_draft("P04", medicationCodeableConcept={"text": product})
+        return cards(answer(client, with_drafts(variant("P04", plt=25, iga=5), [draft]), mode), "iga-deficiency")
+
+    assert [c["indicator"] for c in iga_cards("Gammagard Liquid 10%")] == ["warning"]
+    assert [c["indicator"] for c in iga_cards("GAMMAGARD")] == ["warning"]
+    assert iga_cards("Gammagard S/D 5%") == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_anaphylaxis_to_gammagard_is_named_on_the_contraindication_card(client, mode):
+    reaction = allergy("pat-p04", {"text": "Gammagard"}, {"coding": [{"system": SNOMED, "code": "39579001"}]})
+    (card,) = cards(answer(client, variant("P04", plt=25, add=(reaction,)), mode), "prior-ivig-anaphylaxis")
+    assert "Allergy: Gammagard: anaphylaxis" in card["detail"]
