@@ -458,6 +458,11 @@ DOSE_CHARTS: Charts = [
     ("cidp-no-platelet-count", lambda: variant("P36", drop=("plt",)), {SAFETY, DOSE_OK}),
 ]
 
+# Two IVIG drafts in one signing add up (RULES.md v2 "Schedules").
+DRAFT_CHARTS: Charts = [
+    ("two-ivig-drafts-1-g/kg-once", lambda: _two_drafts(1), {("duplicate-ivig", "warning"), THRESHOLD, DOSE_OK}),
+    ("two-ivig-drafts-1-g/kg-x2-each", lambda: _two_drafts(2), {("duplicate-ivig", "warning"), THRESHOLD, DOSE_WARN}),
+]
 
 # How the medication is named or referenced: a Medication in the bundle, a contained one, a brand alone.
 MEDICATION_CHARTS: Charts = [
@@ -579,6 +584,7 @@ CHARTS: Charts = [
     *ABATEMENT_CHARTS,
     *UNIT_CHARTS,
     *DOSE_CHARTS,
+    *DRAFT_CHARTS,
     *MEDICATION_CHARTS,
     *SELECT_AND_HIT_CHARTS,
 ]
@@ -622,6 +628,11 @@ def test_each_adversarial_chart_gets_exactly_the_cards_a_haematologist_expects(c
     body = answer(client, build(), mode)
     assert rules(body) == expected
     read_as_a_clinician(body)
+
+
+def test_the_catalogue_holds_at_least_forty_charts():
+    assert len(CHARTS) >= 40
+    assert len({name for name, _, _ in CHARTS}) == len(CHARTS)
 
 
 # --- codes: ICD-10 without the dot, in lower case; HIT's D75.82 ------------------------------------
@@ -715,6 +726,19 @@ def test_a_guillain_barre_course_in_mg_per_kg_per_day_fits_its_regimen(client, m
     chart = with_drafts(variant("P04", plt=250, drop=("itp",), add=(gbs,)), [draft])
     (card,) = cards(answer(client, chart, mode), "dose-check")
     assert card["indicator"] == "info" and "within the Guillain–Barré regimen" in card["summary"]
+
+
+# --- IVIG drafts of one signing add up ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_drafts_that_together_exceed_2_g_per_kg_warn_on_each_with_the_total(client, mode):
+    body = answer(client, _two_drafts(2), mode)
+    doses = cards(body, "dose-check")
+    assert len(doses) == 2
+    for card in doses:
+        assert card["indicator"] == "warning"
+        assert card["summary"] == "Check IVIG dose: with 1 other IVIG draft the course is 4 g/kg (280 g), over 2 g/kg."
 
 
 # --- the Gammagard brand alone ------------------------------------------------------------------------
