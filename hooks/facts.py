@@ -235,6 +235,9 @@ class PatientFacts:
     # The newest weight in the record that is implausible for the age and newer than `weight` (the
     # newest plausible one): not used for dosing, and said by `data-quality`.
     implausible_weight: Measurement | None = None
+    # An active bleed beyond the skin that is neither significant nor critical (a nosebleed, bleeding
+    # gums, heavy menstrual bleeding, a bleed of unstated site): "no bleeding" is then not true.
+    minor_bleeding: str | None = None
     iga_status: IgaStatus = field(default_factory=IgaStatus)
     computed_egfr: ComputedEgfr | None = None
     itp_diagnosis: ItpDiagnosis | None = None
@@ -298,7 +301,7 @@ def build_facts(
     allergies = by_type.get("AllergyIntolerance", [])
     flags, evidence = _condition_flags(conditions)
     _hit_allergies(allergies, now, settings, flags, evidence)
-    bleeding, bleeding_text = _bleeding(conditions)
+    bleeding, bleeding_text, minor_bleeding = _bleeding(conditions)
     pregnant, expected_delivery, pregnancy_start = _pregnancy(
         observations, Flag.PREGNANCY in flags, conditions, now, settings
     )
@@ -350,6 +353,7 @@ def build_facts(
         anti_iga_antibodies=_anti_iga(conditions, observations),
         active_medications=frozenset(active_kinds),
         implausible_weight=implausible_weight,
+        minor_bleeding=minor_bleeding,
         iga_status=_iga_status(observations, birth_date, first_ivig, first_known, settings),
         computed_egfr=_computed_egfr(creatinine, birth_date, sex, height, settings),
         itp_diagnosis=_itp_diagnosis(conditions, events, history_known),
@@ -587,19 +591,22 @@ def _life_threatening(condition: Resource) -> bool:
     )
 
 
-def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None]:
-    worst, text = Bleeding.NONE, None
+def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None, str | None]:
+    """The worst active bleed (class and words), and the first minor bleed beyond the skin."""
+    worst, text, minor = Bleeding.NONE, None, None
     for condition in conditions:
         if condition.code is None or not _condition_active(condition):
             continue
         codings = list(t.codings_of(condition.code))
         level = bleeding_class(codings)
-        is_bleed = level is not Bleeding.NONE or any(t.ANY_BLEEDING.matches(s, c) for s, c in codings)
-        if is_bleed and _life_threatening(condition):
+        other = any(t.ANY_BLEEDING.matches(s, c) or t.MINOR_BLEEDING.matches(s, c) for s, c in codings)
+        if (level is not Bleeding.NONE or other) and _life_threatening(condition):
             level = Bleeding.CRITICAL
         if level > worst:
             worst, text = level, t.concept_text(condition.code)
-    return worst, text
+        elif level is Bleeding.NONE and other and minor is None:
+            minor = t.concept_text(condition.code)
+    return worst, text, minor
 
 
 def _pregnancy(

@@ -339,6 +339,15 @@ SIGNIFICANT_BLEEDING = ConditionSet(
         "R31",
     ),
 )
+# Minor bleeding beyond the skin (RULES.md "minor/none", but not "skin-only"): it neither makes the
+# bleeding significant nor leaves it "none" or "skin-only" (ASH19's observation advice for children
+# is for no or skin-only bleeding). SNOMED CT 249366005 bleeding from nose = ICD-10 R04.0 epistaxis,
+# 86276007 bleeding gums, 386692008 menorrhagia = ICD-10 N92.0 (checked against public SNOMED CT
+# value sets and SNOMED-to-ICD-10 maps: MedDRA→SNOMED CT ConceptMap "Epistaxis" → 249366005,
+# "Menorrhagia" → 386692008; 249366005 ↔ R04.0, 386692008 ↔ N92.0).
+MINOR_BLEEDING = ConditionSet(
+    snomed=frozenset({"249366005", "86276007", "386692008"}), icd10_prefixes=("R04.0", "N92.0")
+)
 # Any other bleed (SNOMED CT 131148009 Bleeding, ICD-10 R58 Haemorrhage NEC): not a class by itself,
 # but critical when flagged life-threatening (RULES.md "any bleed flagged life-threatening").
 ANY_BLEEDING = ConditionSet(snomed=frozenset({"131148009"}), icd10_prefixes=("R58",))

@@ -578,6 +578,30 @@ SELECT_AND_HIT_CHARTS: Charts = [
     ),
 ]
 
+# Bleeding beyond the skin that is not significant (RULES.md: minor): a nosebleed, bleeding gums, heavy
+# menstrual bleeding. "No bleeding" and "skin-only bleeding" are then not true, and a child with a
+# nosebleed is not one the "observation whatever the count" advice speaks of (ASH19: no or skin-only).
+EPISTAXIS = coded("v-epistaxis", ICD10, "R04.0", "Epistaxis")
+MINOR_BLEEDING_CHARTS: Charts = [
+    ("child-itp-with-epistaxis", lambda: variant("P31", add=(EPISTAXIS,)), {DOSE_OK}),
+    (
+        "child-itp-with-bleeding-gums",
+        lambda: variant("P31", add=(coded("v-gums", SNOMED, "86276007", "Bleeding gums"),)),
+        {DOSE_OK},
+    ),
+    ("child-itp-bruising-only-still-observation", lambda: variant("P31"), {("pediatric-itp", "info"), DOSE_OK}),
+    (
+        "adult-itp-with-menorrhagia",
+        lambda: variant("P04", plt=25, add=(coded("v-hmb", ICD10, "N920", "Menorrhagia"),)),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "itp-epistaxis-platelet-transfusion",
+        lambda: with_drafts(variant("P33", add=(EPISTAXIS,)), [PLATELETS]),
+        {("transfusion-without-bleeding", "info")},
+    ),
+]
+
 CHARTS: Charts = [
     *CODE_CHARTS,
     *STATUS_CHARTS,
@@ -587,6 +611,7 @@ CHARTS: Charts = [
     *DRAFT_CHARTS,
     *MEDICATION_CHARTS,
     *SELECT_AND_HIT_CHARTS,
+    *MINOR_BLEEDING_CHARTS,
 ]
 
 
@@ -760,3 +785,23 @@ def test_an_anaphylaxis_to_gammagard_is_named_on_the_contraindication_card(clien
     reaction = allergy("pat-p04", {"text": "Gammagard"}, {"coding": [{"system": SNOMED, "code": "39579001"}]})
     (card,) = cards(answer(client, variant("P04", plt=25, add=(reaction,)), mode), "prior-ivig-anaphylaxis")
     assert "Allergy: Gammagard: anaphylaxis" in card["detail"]
+
+
+# --- minor bleeding beyond the skin -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_nosebleed_is_neither_no_bleeding_nor_skin_only_bleeding(client, mode):
+    body = answer(client, variant("P04", plt=25, add=(EPISTAXIS,)), mode)
+    (card,) = cards(body, "treatment-threshold")
+    assert "no bleeding" not in card["summary"] and "no significant bleeding" in card["summary"]
+    assert "Bleeding: minor (beyond the skin): Epistaxis" in card["detail"]
+    child = answer(client, variant("P31", add=(EPISTAXIS,)), mode)
+    assert not cards(child, "pediatric-itp"), "observation 'whatever the count' is for no or skin-only bleeding"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_platelet_transfusion_for_a_nosebleed_in_itp_is_not_said_to_be_without_bleeding(client, mode):
+    body = answer(client, with_drafts(variant("P33", add=(EPISTAXIS,)), [PLATELETS]), mode)
+    (card,) = cards(body, "transfusion-without-bleeding")
+    assert "without bleeding" not in card["summary"] and "minor bleeding" in card["summary"]

@@ -348,10 +348,18 @@ class RuleContext:
         bleeding must not be given when the conditions could not be read (absence is not known)."""
         return self.bleeding is Bleeding.NONE and DataKind.CONDITIONS not in self.facts.unavailable
 
+    @property
+    def no_bleeding_words(self) -> str:
+        """How a summary says there is no significant bleeding: "no bleeding" only when none at all is
+        on record; beside a nosebleed or bleeding gums, "no significant bleeding"."""
+        return "no significant bleeding" if self.facts.minor_bleeding else "no bleeding"
+
     @cached_property
     def bleeding_line(self) -> str:
         if self.bleeding is Bleeding.NONE and DataKind.CONDITIONS in self.facts.unavailable:
             return "Bleeding: unknown (the problem list could not be read)"
+        if self.bleeding is Bleeding.NONE and self.facts.minor_bleeding:
+            return f"Bleeding: minor (beyond the skin): {self.facts.minor_bleeding}; none significant"
         if self.bleeding is Bleeding.NONE:
             return "Bleeding: none recorded"
         where = self.facts.bleeding_evidence or "stated as the order's reason"

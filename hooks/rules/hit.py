@@ -87,7 +87,8 @@ def hit_platelet_transfusion(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     for order in ctx.targets_of(OrderKind.PLATELET_TRANSFUSION):
         yield r.finding(
             Indicator.WARNING,
-            "HIT without bleeding: prophylactic platelet transfusion is advised against.",
+            f"HIT without {'significant ' if ctx.facts.minor_bleeding else ''}bleeding: prophylactic platelet "
+            "transfusion is advised against.",
             [_hit_line(ctx), ctx.platelet_line(), ctx.bleeding_line],
             [
                 "ASH 2018 suggests against prophylactic platelet transfusion in HIT at average bleeding risk.",

@@ -82,8 +82,8 @@ def pediatric_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     if ctx.facts.has(Flag.HIT):
         return  # HIT frames IVIG (hit-ivig): "observation is advised" would speak past it
-    if not ctx.no_bleeding:
-        return
+    if not ctx.no_bleeding or ctx.facts.minor_bleeding:
+        return  # ASH19's observation advice is for no or skin-only bleeding, not a nosebleed or bleeding gums
     yield r.finding(
         Indicator.INFO,
         "Child with ITP and no or skin-only bleeding: observation is advised whatever the count.",
