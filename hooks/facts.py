@@ -634,10 +634,10 @@ def _pregnancy(
     ]
     pregnant = on_problem_list
     for observation in _sorted_newest_first(status):
-        answers = {code for _, code in t.codings_of(getattr(observation, "valueCodeableConcept", None))}
-        if not answers or answers <= {t.UNKNOWN_ANSWER_LOINC}:
-            continue
-        pregnant = t.PREGNANT_ANSWER_LOINC in answers
+        answer = _pregnancy_answer(getattr(observation, "valueCodeableConcept", None))
+        if answer is None:
+            continue  # "Unknown", or an answer this service cannot read: says nothing either way
+        pregnant = answer
         break
     delivery = None
     earliest = now.date() - timedelta(days=settings.delivery_overdue_max_days)
@@ -653,6 +653,17 @@ def _pregnancy(
     if start is None and delivery is not None:
         start = delivery - timedelta(days=280)
     return pregnant, delivery if pregnant else None, start if pregnant else None
+
+
+def _pregnancy_answer(concept: object) -> bool | None:
+    """A pregnancy-status answer: pregnant, not pregnant, or None when it says neither (Unknown, or a
+    code of another answer list): an answer that cannot be read never cancels a pregnancy on record."""
+    codings = set(t.codings_of(concept))
+    if codings & t.PREGNANT_ANSWERS:
+        return True
+    if codings & t.NOT_PREGNANT_ANSWERS:
+        return False
+    return None
 
 
 def _pregnancy_onset(conditions: Sequence[Resource], now: datetime, settings: RuleSettings) -> date | None:

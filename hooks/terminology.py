@@ -55,6 +55,12 @@ HEIGHT_LOINC = frozenset({"8302-2"})
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_ANSWER_LOINC = "LA15173-0"
 UNKNOWN_ANSWER_LOINC = "LA4489-6"  # "Unknown": says nothing either way
+# The answers of pregnancy status 82810-3, in LOINC's answer list (LL4129-4) and in SNOMED CT as US
+# Core records them (US Core Observation Pregnancy Status: its example answers 77386006 Pregnant; the
+# HL7 pregnancy status value set holds 77386006 and 60001007 Not pregnant; LA15173-0 ↔ 77386006 and
+# LA26683-5 ↔ 60001007 are mapped as equivalent in public ConceptMaps). Any other answer says nothing.
+PREGNANT_ANSWERS = frozenset({(LOINC, PREGNANT_ANSWER_LOINC), (SNOMED, "77386006")})
+NOT_PREGNANT_ANSWERS = frozenset({(LOINC, "LA26683-5"), (SNOMED, "60001007")})
 EXPECTED_DELIVERY_LOINC = "11778-8"
 
 CBC_PANEL = Code(LOINC, "58410-2", "CBC panel - Blood by Automated count")

@@ -602,6 +602,39 @@ MINOR_BLEEDING_CHARTS: Charts = [
     ),
 ]
 
+# Pregnancy status as US Core records it: LOINC 82810-3 answered in SNOMED CT (77386006 Pregnant,
+# 60001007 Not pregnant), the profile's own example, beside the LOINC answer list (LA15173-0 ...).
+PREGNANT_SNOMED = {"coding": [{"system": SNOMED, "code": "77386006", "display": "Pregnant"}]}
+NOT_PREGNANT_SNOMED = {"coding": [{"system": SNOMED, "code": "60001007", "display": "Not pregnant"}]}
+NEAR_DELIVERY = {("pregnancy", "warning"), ("pregnancy-response-predictors", "info"), SAFETY, THRESHOLD, DOSE_OK}
+PREGNANCY_CHARTS: Charts = [
+    (
+        "pregnancy-status-answered-in-snomed",
+        lambda: patched(
+            variant("P25"), lambda s: resource(s, "pregnancy-status").update(valueCodeableConcept=PREGNANT_SNOMED)
+        ),
+        NEAR_DELIVERY,
+    ),
+    (
+        "not-pregnant-in-snomed-outranks-an-old-problem-list-entry",
+        lambda: patched(
+            variant("P25", add=(coded("v-preg", ICD10, "Z33.1", "Pregnant state"),)),
+            lambda s: resource(s, "pregnancy-status").update(valueCodeableConcept=NOT_PREGNANT_SNOMED),
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "an-unrecognised-answer-does-not-cancel-a-pregnancy-on-the-problem-list",
+        lambda: patched(
+            variant("P25", add=(coded("v-preg", ICD10, "Z33.1", "Pregnant state"),)),
+            lambda s: resource(s, "pregnancy-status").update(
+                valueCodeableConcept={"coding": [{"system": "urn:oid:1.2.3.4", "code": "Y"}]}
+            ),
+        ),
+        NEAR_DELIVERY,
+    ),
+]
+
 CHARTS: Charts = [
     *CODE_CHARTS,
     *STATUS_CHARTS,
@@ -612,6 +645,7 @@ CHARTS: Charts = [
     *MEDICATION_CHARTS,
     *SELECT_AND_HIT_CHARTS,
     *MINOR_BLEEDING_CHARTS,
+    *PREGNANCY_CHARTS,
 ]
 
 
@@ -805,3 +839,20 @@ def test_a_platelet_transfusion_for_a_nosebleed_in_itp_is_not_said_to_be_without
     body = answer(client, with_drafts(variant("P33", add=(EPISTAXIS,)), [PLATELETS]), mode)
     (card,) = cards(body, "transfusion-without-bleeding")
     assert "without bleeding" not in card["summary"] and "minor bleeding" in card["summary"]
+
+
+# --- pregnancy status answered in SNOMED CT (US Core) ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_us_core_pregnancy_status_near_delivery_gets_the_pregnancy_warning(client, mode):
+    chart = patched(
+        variant("P25"), lambda s: resource(s, "pregnancy-status").update(valueCodeableConcept=PREGNANT_SNOMED)
+    )
+    body = answer(client, chart, mode)
+    (card,) = cards(body, "pregnancy")
+    assert card["indicator"] == "warning" and card["summary"].startswith(
+        "Delivery expected in 5 days with platelets 45"
+    )
+    (threshold,) = cards(body, "treatment-threshold")
+    assert "observation is favoured" not in threshold["summary"] and "rapid rise needed" in threshold["summary"]
