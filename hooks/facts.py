@@ -238,6 +238,10 @@ class PatientFacts:
     # An active bleed beyond the skin that is neither significant nor critical (a nosebleed, bleeding
     # gums, heavy menstrual bleeding, a bleed of unstated site): "no bleeding" is then not true.
     minor_bleeding: str | None = None
+    # The expected delivery as recorded when it names only a month or a year ("2026-06"): the date
+    # above is then the period's first day (the cautious side for "delivery within 14 days"), and a
+    # card shows the month, never a count of days the record does not give.
+    expected_delivery_partial: str | None = None
     iga_status: IgaStatus = field(default_factory=IgaStatus)
     computed_egfr: ComputedEgfr | None = None
     itp_diagnosis: ItpDiagnosis | None = None
@@ -302,7 +306,7 @@ def build_facts(
     flags, evidence = _condition_flags(conditions)
     _hit_allergies(allergies, now, settings, flags, evidence)
     bleeding, bleeding_text, minor_bleeding = _bleeding(conditions)
-    pregnant, expected_delivery, pregnancy_start = _pregnancy(
+    pregnant, expected_delivery, pregnancy_start, delivery_partial = _pregnancy(
         observations, Flag.PREGNANCY in flags, conditions, now, settings
     )
     if pregnant:  # the newest pregnancy-status observation outranks the problem list, either way
@@ -347,6 +351,7 @@ def build_facts(
         bleeding_evidence=bleeding_text,
         pregnant=pregnant,
         expected_delivery=expected_delivery,
+        expected_delivery_partial=delivery_partial,
         pregnancy_start=pregnancy_start,
         ivig_events=tuple(events),
         ivig_anaphylaxis=bool(reactions),
@@ -615,7 +620,7 @@ def _pregnancy(
     conditions: Sequence[Resource],
     now: datetime,
     settings: RuleSettings,
-) -> tuple[bool, date | None, date | None]:
+) -> tuple[bool, date | None, date | None, str | None]:
     """Pregnant now? From the newest recent pregnancy-status answer, else an active pregnancy condition.
 
     Only a status observation from the last `pregnancy_status_max_age_days` counts, and an
@@ -639,20 +644,35 @@ def _pregnancy(
             continue  # "Unknown", or an answer this service cannot read: says nothing either way
         pregnant = answer
         break
-    delivery = None
+    delivery, partial = None, None
     earliest = now.date() - timedelta(days=settings.delivery_overdue_max_days)
     for observation in _sorted_newest_first(
         [o for o in observations if t.has_loinc(o.code, frozenset({t.EXPECTED_DELIVERY_LOINC}))]
     ):
-        delivery = to_date(getattr(observation, "valueDateTime", None))
+        value = getattr(observation, "valueDateTime", None)
+        delivery = to_date(value)
         if delivery:
+            # A month or a year only ("2026-06"): kept as written, for the cards to show.
+            partial = value if isinstance(value, str) and len(value) < 10 else None
             break
-    if delivery is not None and delivery < earliest:
-        delivery = None
+    if delivery is not None and _period_end(delivery, partial) < earliest:
+        delivery, partial = None, None  # past even the last day the record allows: an earlier pregnancy
     start = _pregnancy_onset(conditions, now, settings)
     if start is None and delivery is not None:
         start = delivery - timedelta(days=280)
-    return pregnant, delivery if pregnant else None, start if pregnant else None
+    if not pregnant:
+        return False, None, None, None
+    return True, delivery, start, partial
+
+
+def _period_end(first: date, partial: str | None) -> date:
+    """The last day a (partial) date can mean: the month's or the year's last day, else the day itself."""
+    if partial is None:
+        return first
+    if len(partial) == 4:
+        return date(first.year, 12, 31)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return following - timedelta(days=1)
 
 
 def _pregnancy_answer(concept: object) -> bool | None:

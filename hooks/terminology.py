@@ -205,7 +205,9 @@ THROMBOSIS = ConditionSet(
 SEPSIS = ConditionSet(snomed=frozenset({"91302008"}), icd10_prefixes=("A41",))
 DIC = ConditionSet(snomed=frozenset({"67406007"}), icd10_prefixes=("D65",))
 VOLUME_DEPLETION = ConditionSet(snomed=frozenset({"34095006"}), icd10_prefixes=("E86",))
-PREGNANCY = ConditionSet(snomed=frozenset({"77386006"}), icd10_prefixes=("Z33.1", "O"))
+# ICD-10-CM Z3A "Weeks of gestation" (Z3A.00–Z3A.49) is coded only on a pregnant patient's record,
+# beside the O-chapter codes (ICD-10-CM chapter 15 note: "use additional code from category Z3A").
+PREGNANCY = ConditionSet(snomed=frozenset({"77386006"}), icd10_prefixes=("Z33.1", "Z3A", "O"))
 # The puerperium inside the O chapter: postpartum, not pregnant (still an IVIG thrombosis risk factor).
 POSTPARTUM = ConditionSet(icd10_prefixes=("O85", "O86", "O87", "O89", "O90", "Z39"))
 HCV = ConditionSet(snomed=frozenset({"50711007", "128302006"}), icd10_prefixes=("B17.1", "B18.2", "B19.2"))

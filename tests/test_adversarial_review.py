@@ -633,6 +633,23 @@ PREGNANCY_CHARTS: Charts = [
         ),
         NEAR_DELIVERY,
     ),
+    (
+        "pregnancy-as-weeks-of-gestation-z3a38",
+        lambda: variant(
+            "P25", drop=("pregnancy-status",), add=(coded("v-weeks", ICD10, "Z3A.38", "38 weeks gestation"),)
+        ),
+        NEAR_DELIVERY,
+    ),
+    (
+        "expected-delivery-month-only-this-month",
+        lambda: patched(variant("P25"), lambda s: resource(s, "edd").update(valueDateTime="2026-06")),
+        NEAR_DELIVERY,
+    ),
+    (
+        "expected-delivery-month-only-next-month",
+        lambda: patched(variant("P25"), lambda s: resource(s, "edd").update(valueDateTime="2026-07")),
+        {("pregnancy", "info"), ("pregnancy-response-predictors", "info"), SAFETY, THRESHOLD, DOSE_OK},
+    ),
 ]
 
 CHARTS: Charts = [
@@ -856,3 +873,15 @@ def test_a_us_core_pregnancy_status_near_delivery_gets_the_pregnancy_warning(cli
     )
     (threshold,) = cards(body, "treatment-threshold")
     assert "observation is favoured" not in threshold["summary"] and "rapid rise needed" in threshold["summary"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_expected_delivery_recorded_to_the_month_is_not_shown_as_a_day(client, mode):
+    chart = patched(variant("P25"), lambda s: resource(s, "edd").update(valueDateTime="2026-06"))
+    body = answer(client, chart, mode)
+    (card,) = cards(body, "pregnancy")
+    assert "in 0 days" not in card["summary"] + card["detail"]
+    assert card["summary"].startswith("Delivery expected in June 2026 (day not recorded) with platelets 45")
+    assert "Expected delivery: 2026-06 (day not recorded)" in card["detail"]
+    (threshold,) = cards(body, "treatment-threshold")
+    assert "0 days" not in threshold["summary"] + threshold["detail"]
