@@ -117,6 +117,9 @@ class _TextConcept:
     coding: tuple[()] = ()
 
 
+SUBCUTANEOUS_ROUTE_WORDS = ("subcut", "subq")
+
+
 def _route_is(resource: Resource, route_codes: frozenset[str], words: tuple[str, ...]) -> bool:
     for dosage in _dosages(resource):
         route = getattr(dosage, "route", None)
@@ -271,6 +274,10 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
         ):
             return OrderKind.IVIG
     if any(name in all_text for name in t.IVIG_PRODUCT_NAMES):
+        # Gammagard Liquid, Gamunex-C and Gammaked are labelled for IV or subcutaneous use in primary
+        # immunodeficiency: an order that states a subcutaneous route is subcutaneous immune globulin.
+        if resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, SUBCUTANEOUS_ROUTE_WORDS):
+            return OrderKind.SUBCUTANEOUS_IG
         return OrderKind.IVIG
     words = t.standalone_words(all_text)
     if words & set(t.SCIG_ABBREVIATIONS):
@@ -279,7 +286,7 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
         return OrderKind.IVIG  # "IVIG 10 % solution": ordering screens often write no more
     if any(name in all_text for name in t.GENERIC_IG_NAMES):
         if "subcutaneous" in all_text or (
-            resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, ("subcut",))
+            resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, SUBCUTANEOUS_ROUTE_WORDS)
         ):
             return OrderKind.SUBCUTANEOUS_IG
         if "intravenous" in all_text or (

@@ -652,6 +652,60 @@ PREGNANCY_CHARTS: Charts = [
     ),
 ]
 
+# Gammagard Liquid, Gamunex-C and Gammaked are labelled for intravenous or subcutaneous use in primary
+# immunodeficiency: given under the skin they are subcutaneous immune globulin, not IVIG.
+SC_ROUTE = {"coding": [{"system": SNOMED, "code": "34206005", "display": "Subcutaneous route"}]}
+CVID = coded("v-cvid", ICD10, "D83.9", "Common variable immunodeficiency, unspecified")
+
+
+def _weekly_sc(base: str, product: str) -> dict[str, Any]:
+    draft = dose(
+        ivig_draft(base, medicationCodeableConcept={"text": product}),
+        0.15,
+        "g/kg",
+        frequency=1,
+        period=1,
+        periodUnit="wk",
+    )
+    draft["dosageInstruction"][0]["route"] = SC_ROUTE
+    return draft
+
+
+ROUTE_CHARTS: Charts = [
+    (
+        "pid-gammagard-liquid-given-subcutaneously",
+        lambda: with_drafts(variant("P36", drop=("cidp",), add=(CVID,)), [_weekly_sc("P36", "Gammagard Liquid 10%")]),
+        set(),
+    ),
+    (
+        "pid-gamunex-c-given-subcutaneously",
+        lambda: with_drafts(variant("P36", drop=("cidp",), add=(CVID,)), [_weekly_sc("P36", "Gamunex-C 10%")]),
+        set(),
+    ),
+    (
+        "itp-gamunex-c-given-subcutaneously",
+        lambda: with_drafts(variant("P04", plt=25), [_weekly_sc("P04", "Gamunex-C 10%")]),
+        {("subcutaneous-ig", "info")},
+    ),
+    (
+        "pid-gammagard-liquid-intravenous-every-4-weeks",
+        lambda: with_drafts(
+            variant("P36", drop=("cidp",), add=(CVID,)),
+            [
+                dose(
+                    ivig_draft("P36", medicationCodeableConcept={"text": "Gammagard Liquid 10%"}),
+                    0.5,
+                    "g/kg",
+                    frequency=1,
+                    period=4,
+                    periodUnit="wk",
+                )
+            ],
+        ),
+        {SAFETY, DOSE_OK},
+    ),
+]
+
 CHARTS: Charts = [
     *CODE_CHARTS,
     *STATUS_CHARTS,
@@ -663,6 +717,7 @@ CHARTS: Charts = [
     *SELECT_AND_HIT_CHARTS,
     *MINOR_BLEEDING_CHARTS,
     *PREGNANCY_CHARTS,
+    *ROUTE_CHARTS,
 ]
 
 
