@@ -48,7 +48,10 @@ PLATELET_COUNT_LOINC = frozenset({"777-3", "778-1", "26515-7", "49497-1", "74464
 PLASMA_PLATELET_LOINC = frozenset({"13056-7", "26516-5"})
 IPF_LOINC = frozenset({"71693-6"})
 IGA_LOINC = frozenset({"2458-8"})
-CREATININE_LOINC = frozenset({"2160-0"})
+# 2160-0 is serum creatinine by mass (mg/dL); 14682-9 "Creatinine [Moles/volume] in Serum or Plasma"
+# is the same test reported in SI units (µmol/L), as European labs send it (the French and German
+# national FHIR profiles bind creatinine to 14682-9). Both convert through CREATININE_UNIT_FACTORS.
+CREATININE_LOINC = frozenset({"2160-0", "14682-9"})
 EGFR_LOINC = frozenset({"33914-3", "77147-7", "48642-3", "48643-1", "62238-1", "98979-8"})
 WEIGHT_LOINC = frozenset({"29463-7", "3141-9"})
 HEIGHT_LOINC = frozenset({"8302-2"})

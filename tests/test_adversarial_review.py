@@ -386,6 +386,23 @@ UNIT_CHARTS: Charts = [
         {SAFETY, THRESHOLD, DOSE_OK},
     ),
     (
+        "creatinine-si-loinc-14682-9-no-egfr",
+        lambda: variant(
+            "P04",
+            plt=25,
+            drop=("egfr",),
+            add=(observation("v-cr", "14682-9", 221, "umol/L", "2026-05-31T08:00:00Z"),),
+        ),
+        {SAFETY, THRESHOLD, DOSE_OK},
+    ),
+    (
+        "creatinine-si-loinc-14682-9-normal-is-a-baseline",
+        lambda: variant(
+            "P17", drop=("egfr",), add=(observation("v-cr", "14682-9", 62, "umol/L", "2026-05-31T08:00:00Z"),)
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
         "iga-below-detection-<0.07-g/L",
         lambda: quantity(
             variant("P04", plt=25), "iga", value=0.07, comparator="<", unit="g/L", system=UCUM, code="g/L"
@@ -940,3 +957,11 @@ def test_an_expected_delivery_recorded_to_the_month_is_not_shown_as_a_day(client
     assert "Expected delivery: 2026-06 (day not recorded)" in card["detail"]
     (threshold,) = cards(body, "treatment-threshold")
     assert "0 days" not in threshold["summary"] + threshold["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_creatinine_in_si_units_under_its_own_loinc_gives_a_computed_egfr(client, mode):
+    creatinine = observation("v-cr", "14682-9", 221, "umol/L", "2026-05-31T08:00:00Z")
+    body = answer(client, variant("P04", plt=25, drop=("egfr",), add=(creatinine,)), mode)
+    (card,) = cards(body, "ivig-safety")
+    assert "eGFR 24 mL/min/1.73 m² (computed by CKD-EPI 2021 from creatinine 221 µmol/L" in card["detail"]
