@@ -193,10 +193,17 @@ THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=
 # the prefix covers it and each child (CMS ICD-10-CM tabular; the pre-2023 code lists carry "D7582").
 HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.82",))
 IGA_DEFICIENCY = ConditionSet(snomed=frozenset({"190979003"}), icd10_prefixes=("D80.2",))
-CKD = ConditionSet(snomed=frozenset({"709044004"}), icd10_prefixes=("N18",))
-# ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too.
+# CKD and its stages as problem lists code them (SNOMED CT 431855005 stage 1, 431856006 stage 2,
+# 433144002 stage 3, 431857002 stage 4, 46177005 end-stage renal disease: public SNOMED CT value sets
+# and the CKD stage hierarchy), with ICD-10 N18 and its subcodes.
+CKD = ConditionSet(
+    snomed=frozenset({"709044004", "431855005", "431856006", "433144002", "431857002", "46177005"}),
+    icd10_prefixes=("N18",),
+)
+# ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too;
+# SNOMED CT 46635009 diabetes mellitus type 1 beside 44054006 type 2.
 DIABETES = ConditionSet(
-    snomed=frozenset({"73211009", "44054006"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13")
+    snomed=frozenset({"73211009", "44054006", "46635009"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13")
 )
 # Venous and arterial thrombosis, current or past: the label's risk factor is a history of either.
 # ICD-10-CM I21 acute and I25.2 old myocardial infarction, I74 arterial embolism and thrombosis,
@@ -205,7 +212,10 @@ THROMBOSIS = ConditionSet(
     snomed=frozenset({"128053003", "59282003", "230690007"}),
     icd10_prefixes=("I21", "I25.2", "I26", "I63", "I74", "I80", "I81", "I82", "Z86.71", "Z86.73"),
 )
-SEPSIS = ConditionSet(snomed=frozenset({"91302008"}), icd10_prefixes=("A41",))
+# Sepsis and the codes it is often recorded under: SNOMED CT 76571007 septic shock; ICD-10-CM R65.2
+# severe sepsis (R65.20 without, R65.21 with septic shock), ICD-10 (WHO) R57.2 septic shock, and
+# P36 bacterial sepsis of the newborn (checked against public ICD-10 code lists and SNOMED maps).
+SEPSIS = ConditionSet(snomed=frozenset({"91302008", "76571007"}), icd10_prefixes=("A41", "R65.2", "R57.2", "P36"))
 DIC = ConditionSet(snomed=frozenset({"67406007"}), icd10_prefixes=("D65",))
 VOLUME_DEPLETION = ConditionSet(snomed=frozenset({"34095006"}), icd10_prefixes=("E86",))
 # ICD-10-CM Z3A "Weeks of gestation" (Z3A.00–Z3A.49) is coded only on a pregnant patient's record,

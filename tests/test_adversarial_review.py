@@ -723,6 +723,33 @@ ROUTE_CHARTS: Charts = [
     ),
 ]
 
+# Boxed-warning risk factors coded as problem lists code them: a type of diabetes, a CKD stage, septic
+# shock. Each is the risk factor itself, a descendant of the listed concept.
+RISK_FACTOR_CHARTS: Charts = [
+    (
+        "type-1-diabetes-snomed",
+        lambda: variant("P04", plt=25, add=(coded("v-t1dm", SNOMED, "46635009", "Diabetes mellitus type 1"),)),
+        {SAFETY, THRESHOLD, DOSE_OK},
+    ),
+    (
+        "ckd-stage-4-snomed",
+        lambda: variant("P04", plt=25, add=(coded("v-ckd", SNOMED, "431857002", "Chronic kidney disease stage 4"),)),
+        {SAFETY, THRESHOLD, DOSE_OK},
+    ),
+    (
+        "septic-shock-r65.21",
+        lambda: variant(
+            "P43", drop=("sepsis",), add=(coded("v-shock", ICD10, "R65.21", "Severe sepsis with septic shock"),)
+        ),
+        {("sepsis", "info"), SAFETY, DOSE_OK},
+    ),
+    (
+        "septic-shock-snomed",
+        lambda: variant("P43", drop=("sepsis",), add=(coded("v-shock", SNOMED, "76571007", "Septic shock"),)),
+        {("sepsis", "info"), SAFETY, DOSE_OK},
+    ),
+]
+
 CHARTS: Charts = [
     *CODE_CHARTS,
     *STATUS_CHARTS,
@@ -735,6 +762,7 @@ CHARTS: Charts = [
     *MINOR_BLEEDING_CHARTS,
     *PREGNANCY_CHARTS,
     *ROUTE_CHARTS,
+    *RISK_FACTOR_CHARTS,
 ]
 
 

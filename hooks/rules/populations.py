@@ -15,7 +15,10 @@ from hooks.wording import with_free_text
 @rule(
     "sepsis",
     title="IVIG for thrombocytopenia in sepsis",
-    trigger="sepsis (SNOMED 91302008, ICD-10 A41) and IVIG for thrombocytopenia",
+    trigger=(
+        "sepsis (SNOMED 91302008 or 76571007 septic shock; ICD-10 A41, R65.2, R57.2, P36) and IVIG for "
+        "thrombocytopenia"
+    ),
     indicator="info; warning with DIC (ICD-10 D65, SNOMED 67406007)",
     advice="only small trial data (0.4 g/kg × 3 days, without DIC); not a rapid-regimen case",
     citations=(SEPSIS91,),
