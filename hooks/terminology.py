@@ -187,7 +187,9 @@ def _icd10_under(code: str, prefix: str) -> bool:
 
 
 ITP = ConditionSet(snomed=frozenset({"32273002", "2897005"}), icd10_prefixes=("D69.3",))
-THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=("D69.6",))
+# ICD-10 P61.0 "Transient neonatal thrombocytopenia" (including alloimmune and maternal-ITP related
+# thrombocytopenia of the newborn: ICD-10-CM tabular inclusion terms) is the newborn's thrombocytopenia.
+THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=("D69.6", "P61.0"))
 # ICD-10-CM D75.82 "Heparin induced thrombocytopenia (HIT)" was the billable code until FY2023, when it
 # became the parent of D75.821–D75.829: a HIT recorded before October 2022 carries D75.82 itself, and
 # the prefix covers it and each child (CMS ICD-10-CM tabular; the pre-2023 code lists carry "D7582").

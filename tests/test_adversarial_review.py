@@ -737,6 +737,11 @@ RISK_FACTOR_CHARTS: Charts = [
         {SAFETY, THRESHOLD, DOSE_OK},
     ),
     (
+        "neonate-thrombocytopenia-p61.0-no-platelet-count",
+        lambda: variant("P30", drop=("plt",)),
+        {("no-platelet-count", "warning"), ("neonatal", "info"), ("renal-baseline", "info"), DOSE_OK},
+    ),
+    (
         "septic-shock-r65.21",
         lambda: variant(
             "P43", drop=("sepsis",), add=(coded("v-shock", ICD10, "R65.21", "Severe sepsis with septic shock"),)
