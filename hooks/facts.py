@@ -68,6 +68,10 @@ _ACTIVE_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.CIDP: t.CIDP,
     Flag.PRIMARY_IMMUNODEFICIENCY: t.PRIMARY_IMMUNODEFICIENCY,
 }
+# ITP is a chronic immune disease: "in remission" still names the patient's diagnosis (FHIR: no longer
+# symptomatic, "but there is a risk of the symptoms returning"). Whether to treat is the platelet
+# count's question, so an IVIG order for a relapse recorded as "remission" is still ITP-directed.
+_REMISSION_FLAGS: dict[Flag, t.ConditionSet] = {Flag.ITP: t.ITP}
 _HISTORY_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.HIT_HISTORY: t.HIT,
     Flag.IGA_DEFICIENCY: t.IGA_DEFICIENCY,
@@ -557,8 +561,12 @@ def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Ev
             continue
         codings = list(t.codings_of(condition.code))  # once, not once per concept set
         candidates: list[tuple[Flag, t.ConditionSet]] = []
+        words = t.concept_text(condition.code)
         if _condition_active(condition):
             candidates.extend(_ACTIVE_FLAGS.items())
+        elif _condition_valid(condition) and _status_code(getattr(condition, "clinicalStatus", None)) == "remission":
+            candidates.extend(_REMISSION_FLAGS.items())
+            words = f"{words} (recorded as in remission)"
         if _condition_valid(condition):
             candidates.extend(_HISTORY_FLAGS.items())
         postpartum = any(t.POSTPARTUM.matches(system, code) for system, code in codings)
@@ -570,7 +578,7 @@ def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Ev
                 evidence.append(
                     Evidence(
                         flag.value,
-                        t.concept_text(condition.code),
+                        words if flag in _REMISSION_FLAGS else t.concept_text(condition.code),
                         _condition_since(condition),
                         _condition_recorded(condition),
                     )

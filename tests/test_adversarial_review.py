@@ -281,6 +281,48 @@ STATUS_CHARTS: Charts = [
         {CRITICAL, DOSE_OK},
     ),
     (
+        "ich-inactive",
+        lambda: variant(
+            "P04", plt=10, add=(_ich_with(clinicalStatus={"coding": [{"system": CLINICAL, "code": "inactive"}]}),)
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        # ITP "in remission" with a count of 25 has relapsed: the diagnosis holds, the count decides.
+        "itp-in-remission-platelets-25",
+        lambda: patched(
+            variant("P04", plt=25),
+            lambda s: resource(s, "itp").update(clinicalStatus={"coding": [{"system": CLINICAL, "code": "remission"}]}),
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "itp-in-remission-platelets-250",
+        lambda: patched(
+            variant("P04", plt=250),
+            lambda s: resource(s, "itp").update(clinicalStatus={"coding": [{"system": CLINICAL, "code": "remission"}]}),
+        ),
+        {("no-thrombocytopenia", "info"), DOSE_OK},
+    ),
+    (
+        "itp-resolved-platelets-250",
+        lambda: patched(
+            variant("P04", plt=250),
+            lambda s: resource(s, "itp").update(clinicalStatus={"coding": [{"system": CLINICAL, "code": "resolved"}]}),
+        ),
+        {DOSE_OK},
+    ),
+    (
+        # Judgement: a bleed still in the differential beside a count of 10 is treated as the bleed it may be.
+        "ich-differential-still-critical",
+        lambda: variant(
+            "P04",
+            plt=10,
+            add=(_ich_with(verificationStatus={"coding": [{"system": VERIFICATION, "code": "differential"}]}),),
+        ),
+        {CRITICAL, DOSE_OK},
+    ),
+    (
         "ich-relapse-with-status",
         lambda: variant(
             "P04", plt=10, add=(_ich_with(clinicalStatus={"coding": [{"system": CLINICAL, "code": "relapse"}]}),)
@@ -291,6 +333,16 @@ STATUS_CHARTS: Charts = [
         "plt-preliminary",
         lambda: patched(variant("P03"), lambda s: resource(s, "plt").update(status="preliminary")),
         {BLEEDING, DOSE_OK},
+    ),
+    (
+        "plt-amended",
+        lambda: patched(variant("P03"), lambda s: resource(s, "plt").update(status="amended")),
+        {BLEEDING, DOSE_OK},
+    ),
+    (
+        "itp-onset-month-only",
+        lambda: patched(variant("P04", plt=25), lambda s: resource(s, "itp").update(onsetDateTime="2025-03")),
+        {THRESHOLD, DOSE_OK},
     ),
     (
         "plt-corrected",
@@ -998,3 +1050,11 @@ def test_a_creatinine_in_si_units_under_its_own_loinc_gives_a_computed_egfr(clie
     body = answer(client, variant("P04", plt=25, drop=("egfr",), add=(creatinine,)), mode)
     (card,) = cards(body, "ivig-safety")
     assert "eGFR 24 mL/min/1.73 m² (computed by CKD-EPI 2021 from creatinine 221 µmol/L" in card["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_itp_recorded_in_remission_with_a_count_of_25_is_framed_as_itp_and_says_so(client, mode):
+    remission = {"coding": [{"system": CLINICAL, "code": "remission"}]}
+    chart = patched(variant("P04", plt=25), lambda s: resource(s, "itp").update(clinicalStatus=remission))
+    (card,) = cards(answer(client, chart, mode), "dose-check")
+    assert "Indication: ITP: Immune thrombocytopenic purpura (recorded as in remission) (on record)" in card["detail"]
