@@ -3,10 +3,15 @@ record patients, run through HTTP in both data modes (prefetch, and fetched from
 read as a haematologist reads the cards.
 
 `CHARTS` is the catalogue: each chart is a variant of a public scenario (tests/variants.py) that
-changes one thing the way a real record does (a code without its dot, a unit written for the eye, a
-status, a partial date, a dose per day, two drafts, a selection) and names the exact cards a
-clinician should get. The tests after it pin down, for each defect the catalogue found, what the
-card must say; each failed before its fix in hooks/.
+changes one thing the way a real record does, and names the exact cards a clinician should get:
+ICD-10 codes without their dot or in lower case and older codes; clinical and verification statuses,
+abatements, observation statuses, periods, offsets and partial dates; units written for the eye;
+doses per kg, per day or in words and schedules by frequency and bounds; two IVIG drafts; a
+Medication referenced, contained or named by brand; order-select with a subset selected; HIT;
+minor bleeding beyond the skin; pregnancy status in SNOMED CT, weeks of gestation, a delivery month;
+IV/SC products given under the skin; risk factors coded by their subtypes. Every answer is also read
+as a clinician reads it (`read_as_a_clinician`). The tests after the catalogue pin down what the
+cards must say for each defect the catalogue found; each failed before its fix in hooks/.
 """
 
 from __future__ import annotations
