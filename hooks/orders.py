@@ -303,6 +303,18 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
     return OrderKind.OTHER
 
 
+def immune_globulin_without_route(concept: object, resource: Resource) -> bool:
+    """A generic immune globulin (not a hyperimmune or anti-D one) whose name and order say neither
+    intravenous nor subcutaneous: RULES.md reads it as IVIG only with an intravenous route, so it is
+    not judged, but it may be IVIG, and a card must say so rather than stay silent."""
+    if classify_medication(concept, resource) is not OrderKind.OTHER:
+        return False
+    text = _all_text(concept)
+    if not any(name in text for name in t.GENERIC_IG_NAMES) or any(w in text for w in t.HYPERIMMUNE_IG_WORDS):
+        return False
+    return not any(getattr(dosage, "route", None) is not None for dosage in _dosages(resource))
+
+
 def is_platelet_transfusion(resource: Resource, local_codes: frozenset[tuple[str, str]] = frozenset()) -> bool:
     for system, code in t.codings_of(getattr(resource, "code", None)):
         if system == t.PLATELET_TRANSFUSION.system and code == t.PLATELET_TRANSFUSION.code:

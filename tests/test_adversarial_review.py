@@ -193,6 +193,11 @@ ICH_I619 = coded("v-ich", ICD10, "I619", "Nontraumatic intracerebral hemorrhage,
 ICH = coded("v-ich", ICD10, "I61.9", "Nontraumatic intracerebral hemorrhage, unspecified")
 
 
+def _without_route(draft: dict[str, Any]) -> dict[str, Any]:
+    draft["dosageInstruction"][0].pop("route", None)
+    return draft
+
+
 def _two_drafts(days: int) -> Scenario:
     first = dose(ivig_draft("P04"), 1, "g/kg", frequency=1, period=1, periodUnit="d", count=days)
     second = copy.deepcopy(first)
@@ -574,6 +579,20 @@ MEDICATION_CHARTS: Charts = [
             variant("P01"), [ivig_draft("P01", medicationCodeableConcept={"text": "Gammagard 10% vial"})]
         ),
         {CRITICAL, DOSE_OK},
+    ),
+    (
+        # RULES: a generic immune globulin is IVIG only with an intravenous route. Without any route it
+        # may be IVIG or SCIG: never silence in an intracranial bleed, but no guess either.
+        "draft-generic-immune-globulin-no-route",
+        lambda: with_drafts(
+            variant("P01"),
+            [
+                _without_route(
+                    ivig_draft("P01", medicationCodeableConcept={"text": "Immune globulin (human) 10% solution"})
+                )
+            ],
+        ),
+        {("order-unreadable", "warning")},
     ),
     (
         "allergy-gammagard-anaphylaxis",
@@ -1063,3 +1082,11 @@ def test_itp_recorded_in_remission_with_a_count_of_25_is_framed_as_itp_and_says_
     chart = patched(variant("P04", plt=25), lambda s: resource(s, "itp").update(clinicalStatus=remission))
     (card,) = cards(answer(client, chart, mode), "dose-check")
     assert "Indication: ITP: Immune thrombocytopenic purpura (recorded as in remission) (on record)" in card["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_generic_immune_globulin_with_no_route_is_said_to_need_one(client, mode):
+    draft = ivig_draft("P01", medicationCodeableConcept={"text": "Immune globulin (human) 10% solution"})
+    draft["dosageInstruction"][0].pop("route")
+    (card,) = cards(answer(client, with_drafts(variant("P01"), [draft]), mode), "order-unreadable")
+    assert "no route" in card["detail"] and "IVIG" in card["summary"]
