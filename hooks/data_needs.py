@@ -69,6 +69,12 @@ READ_ELEMENTS: Mapping[str, frozenset[str]] = {
             "onsetDateTime",
             "onsetPeriod",
             "recordedDate",
+            # A condition with an abatement and no clinical status has ended (FHIR R4 con-4).
+            "abatementDateTime",
+            "abatementAge",
+            "abatementPeriod",
+            "abatementRange",
+            "abatementString",
         }
     ),
     "MedicationRequest": frozenset(
@@ -349,8 +355,7 @@ def may_be_pregnant(resources: Iterable[Mapping[str, Any]], now: datetime, setti
                 continue
             if t.EXPECTED_DELIVERY_LOINC in codes:
                 return True
-            answers = {c for _, c in raw_codings(resource.get("valueCodeableConcept"))}
-            if t.PREGNANT_ANSWER_LOINC in answers:
+            if set(raw_codings(resource.get("valueCodeableConcept"))) & t.PREGNANT_ANSWERS:
                 return True
     return False
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from hooks import renal
+from hooks import renal, units
 from hooks import terminology as t
 from hooks.fhir_model import Resource
 from hooks.orders import OrderKind, classify_medication, medication_concept
@@ -68,6 +68,10 @@ _ACTIVE_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.CIDP: t.CIDP,
     Flag.PRIMARY_IMMUNODEFICIENCY: t.PRIMARY_IMMUNODEFICIENCY,
 }
+# ITP is a chronic immune disease: "in remission" still names the patient's diagnosis (FHIR: no longer
+# symptomatic, "but there is a risk of the symptoms returning"). Whether to treat is the platelet
+# count's question, so an IVIG order for a relapse recorded as "remission" is still ITP-directed.
+_REMISSION_FLAGS: dict[Flag, t.ConditionSet] = {Flag.ITP: t.ITP}
 _HISTORY_FLAGS: dict[Flag, t.ConditionSet] = {
     Flag.HIT_HISTORY: t.HIT,
     Flag.IGA_DEFICIENCY: t.IGA_DEFICIENCY,
@@ -235,6 +239,13 @@ class PatientFacts:
     # The newest weight in the record that is implausible for the age and newer than `weight` (the
     # newest plausible one): not used for dosing, and said by `data-quality`.
     implausible_weight: Measurement | None = None
+    # An active bleed beyond the skin that is neither significant nor critical (a nosebleed, bleeding
+    # gums, heavy menstrual bleeding, a bleed of unstated site): "no bleeding" is then not true.
+    minor_bleeding: str | None = None
+    # The expected delivery as recorded when it names only a month or a year ("2026-06"): the date
+    # above is then the period's first day (the cautious side for "delivery within 14 days"), and a
+    # card shows the month, never a count of days the record does not give.
+    expected_delivery_partial: str | None = None
     iga_status: IgaStatus = field(default_factory=IgaStatus)
     computed_egfr: ComputedEgfr | None = None
     itp_diagnosis: ItpDiagnosis | None = None
@@ -298,8 +309,8 @@ def build_facts(
     allergies = by_type.get("AllergyIntolerance", [])
     flags, evidence = _condition_flags(conditions)
     _hit_allergies(allergies, now, settings, flags, evidence)
-    bleeding, bleeding_text = _bleeding(conditions)
-    pregnant, expected_delivery, pregnancy_start = _pregnancy(
+    bleeding, bleeding_text, minor_bleeding = _bleeding(conditions)
+    pregnant, expected_delivery, pregnancy_start, delivery_partial = _pregnancy(
         observations, Flag.PREGNANCY in flags, conditions, now, settings
     )
     if pregnant:  # the newest pregnancy-status observation outranks the problem list, either way
@@ -344,12 +355,14 @@ def build_facts(
         bleeding_evidence=bleeding_text,
         pregnant=pregnant,
         expected_delivery=expected_delivery,
+        expected_delivery_partial=delivery_partial,
         pregnancy_start=pregnancy_start,
         ivig_events=tuple(events),
         ivig_anaphylaxis=bool(reactions),
         anti_iga_antibodies=_anti_iga(conditions, observations),
         active_medications=frozenset(active_kinds),
         implausible_weight=implausible_weight,
+        minor_bleeding=minor_bleeding,
         iga_status=_iga_status(observations, birth_date, first_ivig, first_known, settings),
         computed_egfr=_computed_egfr(creatinine, birth_date, sex, height, settings),
         itp_diagnosis=_itp_diagnosis(conditions, events, history_known),
@@ -408,22 +421,16 @@ def _as_recorded(quantity: Any) -> str:
 
 
 def _convert(quantity: Any, factors: Mapping[str, float]) -> float | None:
-    """The value in the target unit, by the UCUM code, else by the display unit.
-
-    UCUM is case-sensitive (G/L is giga per litre, g/L grams), so codes match exactly; a display
-    unit written in another case ("mg/dl") is accepted only where that spelling can mean one
-    known unit and nothing else.
-    """
+    """The value in the target unit, by the UCUM code, else by the display unit (`units.factor_of`:
+    "10^9/L", "lbs" or "mL/min/1.73m^2" written for the eye are read as the one unit they spell)."""
     if quantity is None or quantity.value is None:
         return None
-    for candidate in (quantity.code, quantity.unit):
-        if candidate and candidate in factors:
-            return float(Decimal(quantity.value)) * factors[candidate]
-    if quantity.unit:
-        folded = [factor for unit, factor in factors.items() if unit.casefold() == quantity.unit.strip().casefold()]
-        if len(folded) == 1:
-            return float(Decimal(quantity.value)) * folded[0]
-    return None
+    factor = units.factor_of(quantity.code, quantity.unit, factors)
+    if factor is None:
+        return None
+    # In decimal: "<0.07 g/L" is exactly 7 mg/dL, where binary floats make it 7.000000000000001
+    # and a result at the cut-off would fall on the wrong side of it.
+    return float(Decimal(str(quantity.value)) * Decimal(repr(factor)))
 
 
 _UNDATED = datetime.min.replace(tzinfo=UTC)  # undated results sort after every dated one
@@ -512,9 +519,22 @@ def _condition_valid(condition: Resource) -> bool:
     return _status_code(getattr(condition, "verificationStatus", None)) not in _INACTIVE_VERIFICATION
 
 
+_ABATEMENTS = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")
+
+
 def _condition_active(condition: Resource) -> bool:
+    """Active by its clinical status; with no status, active unless it records an abatement.
+
+    FHIR R4 (con-4) allows an abatement only on a condition that is inactive, resolved or in
+    remission, so an EHR that sends "abated 2020" without a status means an ended condition: a
+    bleed of 2020 is not today's bleed. A stated status is trusted as stated.
+    """
+    if not _condition_valid(condition):
+        return False
     status = _status_code(getattr(condition, "clinicalStatus", None))
-    return _condition_valid(condition) and (status is None or status in _ACTIVE_CLINICAL)
+    if status is None:
+        return not any(getattr(condition, name, None) is not None for name in _ABATEMENTS)
+    return status in _ACTIVE_CLINICAL
 
 
 def _condition_since(condition: Resource) -> date | None:
@@ -541,8 +561,12 @@ def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Ev
             continue
         codings = list(t.codings_of(condition.code))  # once, not once per concept set
         candidates: list[tuple[Flag, t.ConditionSet]] = []
+        words = t.concept_text(condition.code)
         if _condition_active(condition):
             candidates.extend(_ACTIVE_FLAGS.items())
+        elif _condition_valid(condition) and _status_code(getattr(condition, "clinicalStatus", None)) == "remission":
+            candidates.extend(_REMISSION_FLAGS.items())
+            words = f"{words} (recorded as in remission)"
         if _condition_valid(condition):
             candidates.extend(_HISTORY_FLAGS.items())
         postpartum = any(t.POSTPARTUM.matches(system, code) for system, code in codings)
@@ -554,7 +578,7 @@ def _condition_flags(conditions: Sequence[Resource]) -> tuple[set[Flag], list[Ev
                 evidence.append(
                     Evidence(
                         flag.value,
-                        t.concept_text(condition.code),
+                        words if flag in _REMISSION_FLAGS else t.concept_text(condition.code),
                         _condition_since(condition),
                         _condition_recorded(condition),
                     )
@@ -580,19 +604,22 @@ def _life_threatening(condition: Resource) -> bool:
     )
 
 
-def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None]:
-    worst, text = Bleeding.NONE, None
+def _bleeding(conditions: Sequence[Resource]) -> tuple[Bleeding, str | None, str | None]:
+    """The worst active bleed (class and words), and the first minor bleed beyond the skin."""
+    worst, text, minor = Bleeding.NONE, None, None
     for condition in conditions:
         if condition.code is None or not _condition_active(condition):
             continue
         codings = list(t.codings_of(condition.code))
         level = bleeding_class(codings)
-        is_bleed = level is not Bleeding.NONE or any(t.ANY_BLEEDING.matches(s, c) for s, c in codings)
-        if is_bleed and _life_threatening(condition):
+        other = any(t.ANY_BLEEDING.matches(s, c) or t.MINOR_BLEEDING.matches(s, c) for s, c in codings)
+        if (level is not Bleeding.NONE or other) and _life_threatening(condition):
             level = Bleeding.CRITICAL
         if level > worst:
             worst, text = level, t.concept_text(condition.code)
-    return worst, text
+        elif level is Bleeding.NONE and other and minor is None:
+            minor = t.concept_text(condition.code)
+    return worst, text, minor
 
 
 def _pregnancy(
@@ -601,7 +628,7 @@ def _pregnancy(
     conditions: Sequence[Resource],
     now: datetime,
     settings: RuleSettings,
-) -> tuple[bool, date | None, date | None]:
+) -> tuple[bool, date | None, date | None, str | None]:
     """Pregnant now? From the newest recent pregnancy-status answer, else an active pregnancy condition.
 
     Only a status observation from the last `pregnancy_status_max_age_days` counts, and an
@@ -620,25 +647,51 @@ def _pregnancy(
     ]
     pregnant = on_problem_list
     for observation in _sorted_newest_first(status):
-        answers = {code for _, code in t.codings_of(getattr(observation, "valueCodeableConcept", None))}
-        if not answers or answers <= {t.UNKNOWN_ANSWER_LOINC}:
-            continue
-        pregnant = t.PREGNANT_ANSWER_LOINC in answers
+        answer = _pregnancy_answer(getattr(observation, "valueCodeableConcept", None))
+        if answer is None:
+            continue  # "Unknown", or an answer this service cannot read: says nothing either way
+        pregnant = answer
         break
-    delivery = None
+    delivery, partial = None, None
     earliest = now.date() - timedelta(days=settings.delivery_overdue_max_days)
     for observation in _sorted_newest_first(
         [o for o in observations if t.has_loinc(o.code, frozenset({t.EXPECTED_DELIVERY_LOINC}))]
     ):
-        delivery = to_date(getattr(observation, "valueDateTime", None))
+        value = getattr(observation, "valueDateTime", None)
+        delivery = to_date(value)
         if delivery:
+            # A month or a year only ("2026-06"): kept as written, for the cards to show.
+            partial = value if isinstance(value, str) and len(value) < 10 else None
             break
-    if delivery is not None and delivery < earliest:
-        delivery = None
+    if delivery is not None and _period_end(delivery, partial) < earliest:
+        delivery, partial = None, None  # past even the last day the record allows: an earlier pregnancy
     start = _pregnancy_onset(conditions, now, settings)
     if start is None and delivery is not None:
         start = delivery - timedelta(days=280)
-    return pregnant, delivery if pregnant else None, start if pregnant else None
+    if not pregnant:
+        return False, None, None, None
+    return True, delivery, start, partial
+
+
+def _period_end(first: date, partial: str | None) -> date:
+    """The last day a (partial) date can mean: the month's or the year's last day, else the day itself."""
+    if partial is None:
+        return first
+    if len(partial) == 4:
+        return date(first.year, 12, 31)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def _pregnancy_answer(concept: object) -> bool | None:
+    """A pregnancy-status answer: pregnant, not pregnant, or None when it says neither (Unknown, or a
+    code of another answer list): an answer that cannot be read never cancels a pregnancy on record."""
+    codings = set(t.codings_of(concept))
+    if codings & t.PREGNANT_ANSWERS:
+        return True
+    if codings & t.NOT_PREGNANT_ANSWERS:
+        return False
+    return None
 
 
 def _pregnancy_onset(conditions: Sequence[Resource], now: datetime, settings: RuleSettings) -> date | None:

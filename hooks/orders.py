@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from hooks import terminology as t
+from hooks import units
 from hooks.fhir_model import Resource
 
 
@@ -114,6 +115,9 @@ def medication_concept(resource: Resource, medications: Mapping[str, Resource]) 
 class _TextConcept:
     text: str
     coding: tuple[()] = ()
+
+
+SUBCUTANEOUS_ROUTE_WORDS = ("subcut", "subq")
 
 
 def _route_is(resource: Resource, route_codes: frozenset[str], words: tuple[str, ...]) -> bool:
@@ -270,6 +274,10 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
         ):
             return OrderKind.IVIG
     if any(name in all_text for name in t.IVIG_PRODUCT_NAMES):
+        # Gammagard Liquid, Gamunex-C and Gammaked are labelled for IV or subcutaneous use in primary
+        # immunodeficiency: an order that states a subcutaneous route is subcutaneous immune globulin.
+        if resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, SUBCUTANEOUS_ROUTE_WORDS):
+            return OrderKind.SUBCUTANEOUS_IG
         return OrderKind.IVIG
     words = t.standalone_words(all_text)
     if words & set(t.SCIG_ABBREVIATIONS):
@@ -278,7 +286,7 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
         return OrderKind.IVIG  # "IVIG 10 % solution": ordering screens often write no more
     if any(name in all_text for name in t.GENERIC_IG_NAMES):
         if "subcutaneous" in all_text or (
-            resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, ("subcut",))
+            resource is not None and _route_is(resource, t.SUBCUTANEOUS_ROUTE_SNOMED, SUBCUTANEOUS_ROUTE_WORDS)
         ):
             return OrderKind.SUBCUTANEOUS_IG
         if "intravenous" in all_text or (
@@ -293,6 +301,18 @@ def classify_medication(concept: object, resource: Resource | None = None) -> Or
     if any(name in all_text for name in t.ESTROGEN_NAMES):
         return OrderKind.ESTROGEN
     return OrderKind.OTHER
+
+
+def immune_globulin_without_route(concept: object, resource: Resource) -> bool:
+    """A generic immune globulin (not a hyperimmune or anti-D one) whose name and order say neither
+    intravenous nor subcutaneous: RULES.md reads it as IVIG only with an intravenous route, so it is
+    not judged, but it may be IVIG, and a card must say so rather than stay silent."""
+    if classify_medication(concept, resource) is not OrderKind.OTHER:
+        return False
+    text = _all_text(concept)
+    if not any(name in text for name in t.GENERIC_IG_NAMES) or any(w in text for w in t.HYPERIMMUNE_IG_WORDS):
+        return False
+    return not any(getattr(dosage, "route", None) is not None for dosage in _dosages(resource))
 
 
 def is_platelet_transfusion(resource: Resource, local_codes: frozenset[tuple[str, str]] = frozenset()) -> bool:
@@ -322,6 +342,10 @@ def is_iga_depleted(concept: object) -> bool:
 
 _PER_KG_FACTORS = {"g/kg": 1.0, "mg/kg": 0.001}
 _ABSOLUTE_FACTORS = {"g": 1.0, "mg": 0.001}
+# A dose written per day ("1 g/kg/d", "400 mg/kg/day"): the amount of a whole dosing day, however many
+# administrations the timing divides it into.
+_PER_KG_PER_DAY_FACTORS = {"g/kg/d": 1.0, "mg/kg/d": 0.001}
+_ABSOLUTE_PER_DAY_FACTORS = {"g/d": 1.0, "mg/d": 0.001}
 
 
 def read_dose(resource: Resource) -> Dose | None:
@@ -349,10 +373,17 @@ def read_dose(resource: Resource) -> Dose | None:
         "interval_days": schedule.interval_days,
         "open_ended": schedule.open_ended,
     }
-    if unit in _PER_KG_FACTORS:
-        return Dose(g_per_kg=value * _PER_KG_FACTORS[unit], grams=None, **common)
-    if unit in _ABSOLUTE_FACTORS:
-        return Dose(g_per_kg=None, grams=value * _ABSOLUTE_FACTORS[unit], **common)
+    # By the UCUM code, else the display unit as written for the eye ("grams", "gm/kg", "g/kg/day").
+    code, shown = quantity.code, quantity.unit
+    if (factor := units.factor_of(code, shown, _PER_KG_FACTORS)) is not None:
+        return Dose(g_per_kg=value * factor, grams=None, **common)
+    if (factor := units.factor_of(code, shown, _ABSOLUTE_FACTORS)) is not None:
+        return Dose(g_per_kg=None, grams=value * factor, **common)
+    per_administration = max(1, schedule.per_day)
+    if (factor := units.factor_of(code, shown, _PER_KG_PER_DAY_FACTORS)) is not None:
+        return Dose(g_per_kg=value * factor / per_administration, grams=None, **common)
+    if (factor := units.factor_of(code, shown, _ABSOLUTE_PER_DAY_FACTORS)) is not None:
+        return Dose(g_per_kg=None, grams=value * factor / per_administration, **common)
     return None
 
 

@@ -18,7 +18,14 @@ from hooks.drafts import ORDER_TYPES, Draft, suggests_target
 from hooks.facts import DataKind, Flag, Partial, PatientFacts, build_facts
 from hooks.fhir_model import Resource
 from hooks.findings import Finding
-from hooks.orders import TARGET_KINDS, DraftOrder, OrderKind, classify_draft
+from hooks.orders import (
+    TARGET_KINDS,
+    DraftOrder,
+    OrderKind,
+    classify_draft,
+    immune_globulin_without_route,
+    medication_concept,
+)
 from hooks.reconcile import reconcile
 from hooks.rules import RuleContext, evaluate
 from hooks.rules.data import unread_order_findings
@@ -124,6 +131,13 @@ def classify_drafts(call: HookCall, settings: RuleSettings) -> tuple[DraftOrder,
             and suggests_target(draft.raw, call.unread_medications.get(missing))
         ):
             order = replace(order, unread=f"the medication it refers to ({missing}) could not be read")
+        elif order.kind is OrderKind.OTHER and immune_globulin_without_route(
+            medication_concept(resource, medications), resource
+        ):
+            order = replace(
+                order,
+                unread="it names immune globulin but no route: state intravenous (IVIG) or subcutaneous",
+            )
         orders.append(order)
     return tuple(orders)
 

@@ -48,13 +48,22 @@ PLATELET_COUNT_LOINC = frozenset({"777-3", "778-1", "26515-7", "49497-1", "74464
 PLASMA_PLATELET_LOINC = frozenset({"13056-7", "26516-5"})
 IPF_LOINC = frozenset({"71693-6"})
 IGA_LOINC = frozenset({"2458-8"})
-CREATININE_LOINC = frozenset({"2160-0"})
+# 2160-0 is serum creatinine by mass (mg/dL); 14682-9 "Creatinine [Moles/volume] in Serum or Plasma"
+# is the same test reported in SI units (µmol/L), as European labs send it (the French and German
+# national FHIR profiles bind creatinine to 14682-9). Both convert through CREATININE_UNIT_FACTORS.
+CREATININE_LOINC = frozenset({"2160-0", "14682-9"})
 EGFR_LOINC = frozenset({"33914-3", "77147-7", "48642-3", "48643-1", "62238-1", "98979-8"})
 WEIGHT_LOINC = frozenset({"29463-7", "3141-9"})
 HEIGHT_LOINC = frozenset({"8302-2"})
 PREGNANCY_STATUS_LOINC = "82810-3"
 PREGNANT_ANSWER_LOINC = "LA15173-0"
 UNKNOWN_ANSWER_LOINC = "LA4489-6"  # "Unknown": says nothing either way
+# The answers of pregnancy status 82810-3, in LOINC's answer list (LL4129-4) and in SNOMED CT as US
+# Core records them (US Core Observation Pregnancy Status: its example answers 77386006 Pregnant; the
+# HL7 pregnancy status value set holds 77386006 and 60001007 Not pregnant; LA15173-0 ↔ 77386006 and
+# LA26683-5 ↔ 60001007 are mapped as equivalent in public ConceptMaps). Any other answer says nothing.
+PREGNANT_ANSWERS = frozenset({(LOINC, PREGNANT_ANSWER_LOINC), (SNOMED, "77386006")})
+NOT_PREGNANT_ANSWERS = frozenset({(LOINC, "LA26683-5"), (SNOMED, "60001007")})
 EXPECTED_DELIVERY_LOINC = "11778-8"
 
 CBC_PANEL = Code(LOINC, "58410-2", "CBC panel - Blood by Automated count")
@@ -132,7 +141,7 @@ class ConditionSet:
         if system == SNOMED:
             return code in self.snomed
         if system in ICD10_SYSTEMS:
-            upper = code.upper()
+            upper = icd10_dotted(code)
             if self.exclude_injury_sequelae and _injury_sequela(upper):
                 return False
             categories: frozenset[str] = self._categories  # type: ignore[attr-defined]
@@ -141,6 +150,19 @@ class ConditionSet:
                 return True
             return any(upper[:end] in starts for end in range(1, len(upper) + 1))
         return False
+
+
+def icd10_dotted(code: str) -> str:
+    """An ICD-10 code as the code sets spell it: upper case, with the dot after the category.
+
+    EHRs and billing feeds send the same code as "I61.9", "I619" or "i61.9" (claims and many code
+    tables carry no dot: the CMS order files list "I619"). Every ICD-10 category is three
+    characters, a letter then two alphanumerics, so the dot can only go after the third.
+    """
+    upper = code.strip().upper()
+    if "." not in upper and len(upper) > 3 and upper[0].isalpha():
+        return f"{upper[:3]}.{upper[3:]}"
+    return upper
 
 
 def _injury_sequela(code: str) -> bool:
@@ -154,8 +176,8 @@ def _icd10_under(code: str, prefix: str) -> bool:
     """True when `code` is `prefix` or more specific than it.
 
     "I60" covers "I60.9" (a category and its subcodes), "Z86.71" covers "Z86.718", and a lone
-    chapter letter ("O") covers the whole chapter. "I6" is never a prefix here, so "I60" cannot
-    accidentally cover "I600"-style codes of another category.
+    chapter letter ("O") covers the whole chapter. Codes are compared dotted (`icd10_dotted`): "I600"
+    is I60.0, never a code of another category, since every category has three characters.
     """
     if code == prefix:
         return True
@@ -165,12 +187,26 @@ def _icd10_under(code: str, prefix: str) -> bool:
 
 
 ITP = ConditionSet(snomed=frozenset({"32273002", "2897005"}), icd10_prefixes=("D69.3",))
-THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=("D69.6",))
-HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.821", "D75.822", "D75.828", "D75.829"))
+# ICD-10 P61.0 "Transient neonatal thrombocytopenia" (including alloimmune and maternal-ITP related
+# thrombocytopenia of the newborn: ICD-10-CM tabular inclusion terms) is the newborn's thrombocytopenia.
+THROMBOCYTOPENIA = ConditionSet(snomed=frozenset({"302215000"}), icd10_prefixes=("D69.6", "P61.0"))
+# ICD-10-CM D75.82 "Heparin induced thrombocytopenia (HIT)" was the billable code until FY2023, when it
+# became the parent of D75.821–D75.829: a HIT recorded before October 2022 carries D75.82 itself, and
+# the prefix covers it and each child (CMS ICD-10-CM tabular; the pre-2023 code lists carry "D7582").
+HIT = ConditionSet(snomed=frozenset({"73397007"}), icd10_prefixes=("D75.82",))
 IGA_DEFICIENCY = ConditionSet(snomed=frozenset({"190979003"}), icd10_prefixes=("D80.2",))
-CKD = ConditionSet(snomed=frozenset({"709044004"}), icd10_prefixes=("N18",))
-# ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too.
-DIABETES = ConditionSet(snomed=frozenset({"73211009", "44054006"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13"))
+# CKD and its stages as problem lists code them (SNOMED CT 431855005 stage 1, 431856006 stage 2,
+# 433144002 stage 3, 431857002 stage 4, 46177005 end-stage renal disease: public SNOMED CT value sets
+# and the CKD stage hierarchy), with ICD-10 N18 and its subcodes.
+CKD = ConditionSet(
+    snomed=frozenset({"709044004", "431855005", "431856006", "433144002", "431857002", "46177005"}),
+    icd10_prefixes=("N18",),
+)
+# ICD-10-CM E08 (due to an underlying condition) and E09 (drug-induced: steroid diabetes in ITP) too;
+# SNOMED CT 46635009 diabetes mellitus type 1 beside 44054006 type 2.
+DIABETES = ConditionSet(
+    snomed=frozenset({"73211009", "44054006", "46635009"}), icd10_prefixes=("E08", "E09", "E10", "E11", "E13")
+)
 # Venous and arterial thrombosis, current or past: the label's risk factor is a history of either.
 # ICD-10-CM I21 acute and I25.2 old myocardial infarction, I74 arterial embolism and thrombosis,
 # I81 portal vein thrombosis, Z86.73 history of TIA or cerebral infarction.
@@ -178,10 +214,15 @@ THROMBOSIS = ConditionSet(
     snomed=frozenset({"128053003", "59282003", "230690007"}),
     icd10_prefixes=("I21", "I25.2", "I26", "I63", "I74", "I80", "I81", "I82", "Z86.71", "Z86.73"),
 )
-SEPSIS = ConditionSet(snomed=frozenset({"91302008"}), icd10_prefixes=("A41",))
+# Sepsis and the codes it is often recorded under: SNOMED CT 76571007 septic shock; ICD-10-CM R65.2
+# severe sepsis (R65.20 without, R65.21 with septic shock), ICD-10 (WHO) R57.2 septic shock, and
+# P36 bacterial sepsis of the newborn (checked against public ICD-10 code lists and SNOMED maps).
+SEPSIS = ConditionSet(snomed=frozenset({"91302008", "76571007"}), icd10_prefixes=("A41", "R65.2", "R57.2", "P36"))
 DIC = ConditionSet(snomed=frozenset({"67406007"}), icd10_prefixes=("D65",))
 VOLUME_DEPLETION = ConditionSet(snomed=frozenset({"34095006"}), icd10_prefixes=("E86",))
-PREGNANCY = ConditionSet(snomed=frozenset({"77386006"}), icd10_prefixes=("Z33.1", "O"))
+# ICD-10-CM Z3A "Weeks of gestation" (Z3A.00–Z3A.49) is coded only on a pregnant patient's record,
+# beside the O-chapter codes (ICD-10-CM chapter 15 note: "use additional code from category Z3A").
+PREGNANCY = ConditionSet(snomed=frozenset({"77386006"}), icd10_prefixes=("Z33.1", "Z3A", "O"))
 # The puerperium inside the O chapter: postpartum, not pregnant (still an IVIG thrombosis risk factor).
 POSTPARTUM = ConditionSet(icd10_prefixes=("O85", "O86", "O87", "O89", "O90", "Z39"))
 HCV = ConditionSet(snomed=frozenset({"50711007", "128302006"}), icd10_prefixes=("B17.1", "B18.2", "B19.2"))
@@ -321,6 +362,15 @@ SIGNIFICANT_BLEEDING = ConditionSet(
         "R31",
     ),
 )
+# Minor bleeding beyond the skin (RULES.md "minor/none", but not "skin-only"): it neither makes the
+# bleeding significant nor leaves it "none" or "skin-only" (ASH19's observation advice for children
+# is for no or skin-only bleeding). SNOMED CT 249366005 bleeding from nose = ICD-10 R04.0 epistaxis,
+# 86276007 bleeding gums, 386692008 menorrhagia = ICD-10 N92.0 (checked against public SNOMED CT
+# value sets and SNOMED-to-ICD-10 maps: MedDRA→SNOMED CT ConceptMap "Epistaxis" → 249366005,
+# "Menorrhagia" → 386692008; 249366005 ↔ R04.0, 386692008 ↔ N92.0).
+MINOR_BLEEDING = ConditionSet(
+    snomed=frozenset({"249366005", "86276007", "386692008"}), icd10_prefixes=("R04.0", "N92.0")
+)
 # Any other bleed (SNOMED CT 131148009 Bleeding, ICD-10 R58 Haemorrhage NEC): not a class by itself,
 # but critical when flagged life-threatening (RULES.md "any bleed flagged life-threatening").
 ANY_BLEEDING = ConditionSet(snomed=frozenset({"131148009"}), icd10_prefixes=("R58",))
@@ -329,10 +379,14 @@ ANY_BLEEDING = ConditionSet(snomed=frozenset({"131148009"}), icd10_prefixes=("R5
 IVIG_RXNORM: frozenset[str] = frozenset()  # filled only with RxCUIs verified against RxNorm
 IVIG_CVX = frozenset({"87"})
 IVIG_ATC = frozenset({"J06BA02"})
+# "gammagard" alone: orders and allergy lists often write the brand without "Liquid" or "S/D", and every
+# Gammagard product is human normal immune globulin (GAMMAGARD Liquid, Liquid ERC and S/D in the FDA NDC
+# directory, openFDA drug/ndc: products 0944-2700, 0944-2705, 0944-2658). KIOVIG (EMA EU/1/05/329,
+# human normal immunoglobulin 100 mg/ml for infusion) is the EU brand of Takeda's Gammagard Liquid.
 IVIG_PRODUCT_NAMES = (
     "privigen",
-    "gammagard liquid",
-    "gammagard s/d",
+    "gammagard",
+    "kiovig",
     "gamunex-c",
     "gamunex",
     "gammaked",

@@ -58,7 +58,12 @@ def concept(text=None, coding=()):
         ("I61.0", True),
         ("I62.9", True),
         ("I63.9", False),
-        ("I600", False),
+        # ICD-10 categories are three characters, so "I600" can only be I60.0 (subarachnoid haemorrhage)
+        # written without its dot, as claims feeds write it: a critical bleed, and "I630" (I63.0, cerebral
+        # infarction) is not one. (This case read False before the adversarial review: a missed SAH.)
+        ("I600", True),
+        ("I630", False),
+        ("I6", False),
         ("K92.2", False),
     ],
 )

@@ -263,8 +263,30 @@ class RuleContext:
         if self.facts.pregnant and delivery is not None:
             days = (delivery - self.now.date()).days
             if days <= self.settings.delivery_horizon_days:
-                reasons.append(f"delivery expected in {days} days" if days >= 0 else "delivery overdue")
+                when = self.delivery_when.replace(" (day not recorded)", ", day not recorded")
+                reasons.append(f"delivery {when}" if when.startswith("overdue") else f"delivery expected {when}")
         return reasons
+
+    @property
+    def delivery_when(self) -> str:
+        """ "in 5 days", "overdue by 3 days", or "in June 2026 (day not recorded)" for a date the record
+        gives only to the month or year: never a count of days the record does not give."""
+        delivery, partial = self.facts.expected_delivery, self.facts.expected_delivery_partial
+        if delivery is None:
+            return "date not on record"
+        if partial is not None:
+            period = delivery.strftime("%B %Y") if len(partial) > 4 else partial
+            return f"in {period} (day not recorded)"
+        days = (delivery - self.now.date()).days
+        return f"in {days} days" if days >= 0 else f"overdue by {-days} days"
+
+    @property
+    def delivery_date_text(self) -> str:
+        """The expected delivery as a card shows it: the date, or the month as recorded."""
+        delivery, partial = self.facts.expected_delivery, self.facts.expected_delivery_partial
+        if delivery is None:
+            return "not on record"
+        return f"{partial} (day not recorded)" if partial is not None else delivery.isoformat()
 
     @cached_property
     def nadir(self) -> PlateletCount | None:
@@ -348,10 +370,18 @@ class RuleContext:
         bleeding must not be given when the conditions could not be read (absence is not known)."""
         return self.bleeding is Bleeding.NONE and DataKind.CONDITIONS not in self.facts.unavailable
 
+    @property
+    def no_bleeding_words(self) -> str:
+        """How a summary says there is no significant bleeding: "no bleeding" only when none at all is
+        on record; beside a nosebleed or bleeding gums, "no significant bleeding"."""
+        return "no significant bleeding" if self.facts.minor_bleeding else "no bleeding"
+
     @cached_property
     def bleeding_line(self) -> str:
         if self.bleeding is Bleeding.NONE and DataKind.CONDITIONS in self.facts.unavailable:
             return "Bleeding: unknown (the problem list could not be read)"
+        if self.bleeding is Bleeding.NONE and self.facts.minor_bleeding:
+            return f"Bleeding: minor (beyond the skin): {self.facts.minor_bleeding}; none significant"
         if self.bleeding is Bleeding.NONE:
             return "Bleeding: none recorded"
         where = self.facts.bleeding_evidence or "stated as the order's reason"

@@ -153,6 +153,22 @@ def _others_line(ctx: RuleContext, order: DraftOrder) -> tuple[str | None, str]:
     return line, tail
 
 
+def _signing_cycle_g_per_kg(ctx: RuleContext, order: DraftOrder) -> float | None:
+    """One cycle of every IVIG draft of this signing added up (g/kg); None with no other IVIG draft or
+    one whose dose or course cannot be read (dose-check then says so on that draft's own card)."""
+    drafted = [o for o in ctx.drafts if o.kind is OrderKind.IVIG]
+    if len(drafted) < 2 or order not in drafted:
+        return None
+    total = 0.0
+    for other in drafted:
+        daily = daily_g_per_kg(other.dose, ctx.dosing_weight) if other.dose else None
+        course = course_of(other.dose, daily) if other.dose and daily is not None else None
+        if course is None:
+            return None
+        total += course.cycle_g_per_kg
+    return total
+
+
 def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
     s = ctx.settings
     weight = ctx.dosing_weight
@@ -228,6 +244,15 @@ def _dose_finding(ctx: RuleContext, r: Rule, order: DraftOrder) -> Finding:
             problems.append(
                 f"the course of {g_per_kg_text(course.cycle_g_per_kg)} g/kg exceeds {s.max_course_g_per_kg:g} g/kg"
             )
+        elif (together := _signing_cycle_g_per_kg(ctx, order)) is not None and together > s.max_course_g_per_kg * 1.001:
+            # RULES.md v2 "Several IVIG drafts in one signing add up": each may fit its regimen alone.
+            others = sum(1 for o in ctx.drafts if o.kind is OrderKind.IVIG) - 1
+            problems.append(
+                f"with {others} other IVIG draft{'s' if others > 1 else ''} the course is "
+                f"{g_per_kg_text(together)} g/kg ({ivig_grams(together, weight.kg).text}), over "
+                f"{s.max_course_g_per_kg:g} g/kg"
+            )
+            others_tail = ""  # the problem already says what the drafts come to together
         wanted = indications.found or itp_only
         fits = fitting(course, wanted, s, child=child)
         if not fits and not indications.found:

@@ -23,7 +23,10 @@ def _hit_line(ctx: RuleContext) -> str:
 @rule(
     "hit-heparin",
     title="Heparin ordered in heparin-induced thrombocytopenia",
-    trigger="HIT on record (SNOMED 73397007, ICD-10 D75.821/822/828/829) and any heparin or LMWH order",
+    trigger=(
+        "HIT on record (SNOMED 73397007, ICD-10-CM D75.82: D75.821/822/828/829, and D75.82 itself as coded "
+        "before FY2023) and any heparin or LMWH order"
+    ),
     indicator="critical",
     advice="stop all heparin, including flushes; use a non-heparin anticoagulant; the suggestion deletes the order",
     citations=(ASH18,),
@@ -84,7 +87,8 @@ def hit_platelet_transfusion(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     for order in ctx.targets_of(OrderKind.PLATELET_TRANSFUSION):
         yield r.finding(
             Indicator.WARNING,
-            "HIT without bleeding: prophylactic platelet transfusion is advised against.",
+            f"HIT without {'significant ' if ctx.facts.minor_bleeding else ''}bleeding: prophylactic platelet "
+            "transfusion is advised against.",
             [_hit_line(ctx), ctx.platelet_line(), ctx.bleeding_line],
             [
                 "ASH 2018 suggests against prophylactic platelet transfusion in HIT at average bleeding risk.",

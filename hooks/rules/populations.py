@@ -15,7 +15,9 @@ from hooks.wording import with_free_text
 @rule(
     "sepsis",
     title="IVIG for thrombocytopenia in sepsis",
-    trigger="sepsis (SNOMED 91302008, ICD-10 A41) and IVIG for thrombocytopenia",
+    trigger=(
+        "sepsis (SNOMED 91302008 or 76571007 septic shock; ICD-10 A41, R65.2, R57.2, P36) and IVIG for thrombocytopenia"
+    ),
     indicator="info; warning with DIC (ICD-10 D65, SNOMED 67406007)",
     advice="only small trial data (0.4 g/kg × 3 days, without DIC); not a rapid-regimen case",
     citations=(SEPSIS91,),
@@ -82,8 +84,8 @@ def pediatric_itp(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
         return
     if ctx.facts.has(Flag.HIT):
         return  # HIT frames IVIG (hit-ivig): "observation is advised" would speak past it
-    if not ctx.no_bleeding:
-        return
+    if not ctx.no_bleeding or ctx.facts.minor_bleeding:
+        return  # ASH19's observation advice is for no or skin-only bleeding, not a nosebleed or bleeding gums
     yield r.finding(
         Indicator.INFO,
         "Child with ITP and no or skin-only bleeding: observation is advised whatever the count.",

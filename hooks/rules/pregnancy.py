@@ -8,6 +8,7 @@ from hooks.citations import ASH19, KH25
 from hooks.findings import Finding, Indicator
 from hooks.rules.base import Rule, RuleContext, rule
 from hooks.timeutil import describe_instant
+from hooks.wording import first_fitting
 
 
 @rule(
@@ -34,8 +35,15 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     days_to_delivery = None
     if facts.expected_delivery is not None:
         days_to_delivery = (facts.expected_delivery - ctx.now.date()).days
-        when = f"in {days_to_delivery} days" if days_to_delivery >= 0 else f"{-days_to_delivery} days ago: overdue"
-        evidence.append(f"Expected delivery: {facts.expected_delivery.isoformat()} ({when})")
+        if facts.expected_delivery_partial is not None:
+            evidence.append(
+                f"Expected delivery: {ctx.delivery_date_text}: read as possibly within {s.delivery_horizon_days} days"
+                if days_to_delivery <= s.delivery_horizon_days
+                else f"Expected delivery: {ctx.delivery_date_text}"
+            )
+        else:
+            when = f"in {days_to_delivery} days" if days_to_delivery >= 0 else f"{-days_to_delivery} days ago: overdue"
+            evidence.append(f"Expected delivery: {facts.expected_delivery.isoformat()} ({when})")
     else:
         evidence.append("Expected delivery: not on record")
     # Overdue counts as near: delivery can come any day (facts drop dates past the post-term limit).
@@ -46,10 +54,11 @@ def pregnancy(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     ]
     if near and platelets is not None and platelets < s.critical_bleeding_platelets:
         advice.insert(0, "Delivery is near: plan with obstetrics, anaesthesia and hematology now; recheck the count.")
-        summary = (
-            f"Delivery {'expected in ' + str(days_to_delivery) + ' days' if days_to_delivery >= 0 else 'overdue'}"
-            f" with platelets {platelets:g}: "
-            f"aim ≥{s.neuraxial_target_platelets:g} for neuraxial anaesthesia."
+        when = ctx.delivery_when
+        head = "Delivery overdue" if when.startswith("overdue") else f"Delivery expected {when}"
+        summary = first_fitting(
+            f"{head} with platelets {platelets:g}: aim ≥{s.neuraxial_target_platelets:g} for neuraxial anaesthesia.",
+            f"{head}, platelets {platelets:g}: aim ≥{s.neuraxial_target_platelets:g} before delivery.",
         )
         yield r.finding(Indicator.WARNING, summary, evidence, advice)
         return

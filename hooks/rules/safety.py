@@ -45,7 +45,7 @@ def risk_factors(ctx: RuleContext) -> list[str]:
             since = f", since {evidence.since.isoformat()}" if evidence.since else ""
             factors.append(f"{label} ({evidence.text}{since})")
         elif flag is Flag.PREGNANCY and ctx.facts.expected_delivery is not None:
-            factors.append(f"{label} (pregnancy status observation; expected delivery {ctx.facts.expected_delivery})")
+            factors.append(f"{label} (pregnancy status observation; expected delivery {ctx.delivery_date_text})")
         else:
             factors.append(label)
     if OrderKind.ESTROGEN in ctx.facts.active_medications or ctx.drafted(OrderKind.ESTROGEN):

@@ -43,7 +43,7 @@ def treatment_threshold(ctx: RuleContext, r: Rule) -> Iterable[Finding]:
     rapid = ctx.rapid_rise_reasons
     if rapid:
         evidence.append("Rapid rise needed: " + "; ".join(rapid))
-    head = f"Platelets {platelets:g} (grade {grade}), no bleeding"
+    head = f"Platelets {platelets:g} (grade {grade}), {ctx.no_bleeding_words}"
     low = platelets < s.corticosteroid_first_platelets
     # Secondary ITP changes the first-line treatment (ASH 2011): the framing must agree with the
     # secondary-itp card beside it, never "corticosteroids first-line" next to "antiretrovirals first".

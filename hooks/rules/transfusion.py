@@ -54,7 +54,9 @@ def transfusion_without_bleeding(ctx: RuleContext, r: Rule) -> Iterable[Finding]
         return  # RULES.md: "without bleeding or procedure"; platelets before surgery are not this card's business
     yield r.finding(
         Indicator.INFO,
-        "ITP without bleeding: transfused platelets are destroyed quickly. Reserve for bleeding or procedures.",
+        "ITP with minor bleeding only: transfused platelets are destroyed quickly. Reserve for serious bleeding."
+        if ctx.facts.minor_bleeding
+        else "ITP without bleeding: transfused platelets are destroyed quickly. Reserve for bleeding or procedures.",
         [ctx.platelet_line(), ctx.bleeding_line, "Procedure ordered: no"],
         [
             "In ITP the rise after a platelet transfusion is short-lived; it is not a treatment of the count.",
