@@ -185,15 +185,23 @@ def _has_code(resource: Mapping[str, Any], tokens: list[str]) -> bool:
 
 
 def _instant(value: Any) -> datetime | None:
+    """Where a server indexes a date value: a partial date at the start of its period, a time
+    written without its zone at the start of its day (servers index both as ranges)."""
     if not isinstance(value, str):
         return None
+    if _PARTIAL_DATE.fullmatch(value):
+        year, month = int(value[:4]), int(value[5:7]) if len(value) == 7 else 1
+        return datetime(year, month, 1, tzinfo=UTC)
     if _DATE.match(value):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else None
+    return moment if moment.tzinfo else datetime.combine(moment.date(), datetime.min.time(), tzinfo=UTC)
+
+
+_PARTIAL_DATE = re.compile(r"\d{4}(-\d{2})?")
 
 
 # The date each searched date parameter reads, as a server indexes it (the start of a period).

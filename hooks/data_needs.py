@@ -255,7 +255,7 @@ def raw_codings(concept: object) -> list[tuple[str | None, str | None]]:
         if isinstance(codings, list) and all(isinstance(c, dict) for c in codings):
             return [
                 (
-                    system if isinstance(system := c.get("system"), str) else None,
+                    t.canonical_system(system) if isinstance(system := c.get("system"), str) else None,
                     code if isinstance(code := c.get("code"), str) else None,
                 )
                 for c in codings
@@ -273,7 +273,10 @@ def _any_codings(concept: object) -> Iterable[tuple[str | None, str | None]]:
         for coding in codings if isinstance(codings, list) else ():
             if isinstance(coding, Mapping):
                 system, code = coding.get("system"), coding.get("code")
-                yield (system if isinstance(system, str) else None, code if isinstance(code, str) else None)
+                yield (
+                    t.canonical_system(system) if isinstance(system, str) else None,
+                    code if isinstance(code, str) else None,
+                )
 
 
 def raw_loinc(resource: Mapping[str, Any]) -> set[str]:
@@ -357,10 +360,12 @@ def may_be_pregnant(resources: Iterable[Mapping[str, Any]], now: datetime, setti
                 return True
             if set(raw_codings(resource.get("valueCodeableConcept"))) & t.PREGNANT_ANSWERS:
                 return True
+            if resource.get("valueBoolean") is True:
+                return True
     return False
 
 
-_PREGNANCY_CODES = frozenset({t.PREGNANCY_STATUS_LOINC, t.EXPECTED_DELIVERY_LOINC})
+_PREGNANCY_CODES = t.PREGNANCY_STATUS_CODES | {t.EXPECTED_DELIVERY_LOINC}
 
 
 def platelet_window(resources: Iterable[Mapping[str, Any]], now: datetime, settings: RuleSettings) -> datetime:

@@ -643,11 +643,11 @@ def _pregnancy(
     status = [
         o
         for o in observations
-        if t.has_loinc(o.code, frozenset({t.PREGNANCY_STATUS_LOINC})) and (_observation_time(o) or _UNDATED) >= recent
+        if t.has_loinc(o.code, t.PREGNANCY_STATUS_CODES) and (_observation_time(o) or _UNDATED) >= recent
     ]
     pregnant = on_problem_list
     for observation in _sorted_newest_first(status):
-        answer = _pregnancy_answer(getattr(observation, "valueCodeableConcept", None))
+        answer = _pregnancy_answer(observation)
         if answer is None:
             continue  # "Unknown", or an answer this service cannot read: says nothing either way
         pregnant = answer
@@ -683,10 +683,13 @@ def _period_end(first: date, partial: str | None) -> date:
     return following - timedelta(days=1)
 
 
-def _pregnancy_answer(concept: object) -> bool | None:
+def _pregnancy_answer(observation: Resource) -> bool | None:
     """A pregnancy-status answer: pregnant, not pregnant, or None when it says neither (Unknown, or a
     code of another answer list): an answer that cannot be read never cancels a pregnancy on record."""
-    codings = set(t.codings_of(concept))
+    answer = getattr(observation, "valueBoolean", None)
+    if isinstance(answer, bool):
+        return answer
+    codings = set(t.codings_of(getattr(observation, "valueCodeableConcept", None)))
     if codings & t.PREGNANT_ANSWERS:
         return True
     if codings & t.NOT_PREGNANT_ANSWERS:

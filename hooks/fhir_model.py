@@ -16,6 +16,7 @@ error bodies.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -175,7 +176,13 @@ def parse_resource(data: object) -> Resource:
 #   element could not be read instead of the rule silently reading its absence.
 # Every change is returned as a `Repair` with its element path, for the log and the metrics.
 
-REPAIR_ACTIONS = ("wrapped-in-list", "moved-to-r4", "completed", "left-out", "unreadable")
+REPAIR_ACTIONS = ("wrapped-in-list", "moved-to-r4", "completed", "read-as-date", "left-out", "unreadable")
+
+# A dateTime with a time but no zone (FHIR requires one). Which zone the EHR meant is unknown, so
+# the time is dropped and the value read as its date: as precise as a date-only result, never a
+# guessed hour (timeutil reads a date as the start of its day, the older side).
+_INSTANTS = frozenset({"issued", "lastUpdated"})  # an instant cannot be a date: left to the rules below
+_ZONELESS_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 
 
 class Reader(Protocol):
@@ -324,6 +331,12 @@ def read_resource(
             if kind == "list_type" and isinstance(value, Mapping):
                 data = _with(data, loc, [value])
                 reading.repairs.append(Repair(f"{where}{_path_text(loc)}", "wrapped-in-list"))
+                changed = True
+                continue
+            zoneless = _ZONELESS_DATETIME.fullmatch(value) if isinstance(value, str) else None
+            if zoneless and loc[-1] not in _INSTANTS:
+                data = _with(data, loc, zoneless.group(1))
+                reading.repairs.append(Repair(f"{where}{_path_text(loc)}", "read-as-date"))
                 changed = True
                 continue
             if kind == "extra_forbidden":

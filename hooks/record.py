@@ -31,7 +31,7 @@ _LOINC_LABELS = {
     **dict.fromkeys(t.CREATININE_LOINC, "Creatinine"),
     **dict.fromkeys(t.EGFR_LOINC, "eGFR"),
     **dict.fromkeys(t.IGA_LOINC, "Serum IgA"),
-    t.PREGNANCY_STATUS_LOINC: "Pregnancy status",
+    **dict.fromkeys(t.PREGNANCY_STATUS_CODES, "Pregnancy status"),
     t.EXPECTED_DELIVERY_LOINC: "Expected delivery date",
 }
 _TYPE_LABELS = {

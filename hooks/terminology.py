@@ -25,6 +25,7 @@ ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10_WHO = "http://hl7.org/fhir/sid/icd-10"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CVX = "http://hl7.org/fhir/sid/cvx"
+NDC = "http://hl7.org/fhir/sid/ndc"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
 ICD10_SYSTEMS = frozenset({ICD10_CM, ICD10_WHO})
@@ -52,10 +53,16 @@ IGA_LOINC = frozenset({"2458-8"})
 # is the same test reported in SI units (µmol/L), as European labs send it (the French and German
 # national FHIR profiles bind creatinine to 14682-9). Both convert through CREATININE_UNIT_FACTORS.
 CREATININE_LOINC = frozenset({"2160-0", "14682-9"})
-EGFR_LOINC = frozenset({"33914-3", "77147-7", "48642-3", "48643-1", "62238-1", "98979-8"})
+# eGFR by MDRD (33914-3, 77147-7, 48642-3, 48643-1), CKD-EPI 2009 (62238-1, and 88293-6 / 88294-4,
+# the same equation reported with and without its race coefficient, as US labs did until the 2021
+# refit) and CKD-EPI 2021 without race (98979-8).
+EGFR_LOINC = frozenset({"33914-3", "77147-7", "48642-3", "48643-1", "62238-1", "88293-6", "88294-4", "98979-8"})
 WEIGHT_LOINC = frozenset({"29463-7", "3141-9"})
 HEIGHT_LOINC = frozenset({"8302-2"})
 PREGNANCY_STATUS_LOINC = "82810-3"
+# 11449-6 "Pregnancy status - Reported" is the older code still in records converted from C-CDA and
+# bound by national profiles (the French FRLMPregnancyStatus); some answer it with a boolean.
+PREGNANCY_STATUS_CODES = frozenset({PREGNANCY_STATUS_LOINC, "11449-6"})
 PREGNANT_ANSWER_LOINC = "LA15173-0"
 UNKNOWN_ANSWER_LOINC = "LA4489-6"  # "Unknown": says nothing either way
 # The answers of pregnancy status 82810-3, in LOINC's answer list (LL4129-4) and in SNOMED CT as US
@@ -80,7 +87,8 @@ LAB_TEMPLATE_CODES = tuple(
         | IGA_LOINC
         | CREATININE_LOINC
         | EGFR_LOINC
-        | {PREGNANCY_STATUS_LOINC, EXPECTED_DELIVERY_LOINC}
+        | PREGNANCY_STATUS_CODES
+        | {EXPECTED_DELIVERY_LOINC}
     )
 )
 
@@ -583,7 +591,6 @@ PRIMARY_IMMUNODEFICIENCY = ConditionSet(
     snomed=frozenset({"58606001", "23238000"}),
     icd10_prefixes=("D80.0", "D80.1", "D80.3", "D80.4", "D80.5", "D80.6", "D80.8", "D80.9", "D81", "D82.0", "D83"),
 )
-NDC = "http://hl7.org/fhir/sid/ndc"
 # GAMMAGARD S/D, the IgA-depleted IVIG (Takeda, BLA 103133): NDC package code 0944-2658-04 (the kit),
 # product 0944-2658, checked against the FDA NDC directory (openFDA drug/ndc). A suggestion that
 # replaces a product carries this coding first, so a client can act on it (text alone is refused).
@@ -594,10 +601,35 @@ PRODUCT_CODINGS: dict[str, tuple[Code, ...]] = {IGA_DEPLETED_IVIG_TEXT: (IGA_DEP
 # --- end of the IVIG indications block ----------------------------------------------------------
 
 
+# The same code systems as EHRs also name them: by OID (`urn:oid:`, as records converted from
+# C-CDA carry them), over https, or with a trailing slash. Each OID is the one the FHIR
+# specification lists beside the system's URI (FHIR R4 "Code systems": terminologies-systems).
+_SYSTEM_OIDS = {
+    "2.16.840.1.113883.6.1": LOINC,
+    "2.16.840.1.113883.6.96": SNOMED,
+    "2.16.840.1.113883.6.90": ICD10_CM,
+    "2.16.840.1.113883.6.3": ICD10_WHO,
+    "2.16.840.1.113883.6.88": RXNORM,
+    "2.16.840.1.113883.12.292": CVX,
+    "2.16.840.1.113883.6.69": NDC,
+}
+_CANONICAL = {
+    **{f"urn:oid:{oid}": uri for oid, uri in _SYSTEM_OIDS.items()},
+    **{uri.replace("http://", "https://", 1): uri for uri in _SYSTEM_OIDS.values()},
+    **{uri + "/": uri for uri in _SYSTEM_OIDS.values()},
+    **{uri.replace("http://", "https://", 1) + "/": uri for uri in _SYSTEM_OIDS.values()},
+}
+
+
+def canonical_system(system: str | None) -> str | None:
+    """The FHIR URI of a code system the record names another way; any other system as written."""
+    return _CANONICAL.get(system, system) if system else system
+
+
 def codings_of(concept: object) -> Iterable[tuple[str | None, str | None]]:
     """(system, code) pairs of a CodeableConcept model, tolerating absent parts."""
     for coding in getattr(concept, "coding", None) or ():
-        yield coding.system, coding.code
+        yield canonical_system(coding.system), coding.code
 
 
 def has_loinc(concept: object, codes: frozenset[str]) -> str | None:

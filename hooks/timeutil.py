@@ -1,11 +1,12 @@
 """Turning FHIR date/dateTime values into instants, without ever guessing a time zone.
 
-FHIR requires a zone on every dateTime that carries a time, and the parser rejects one without, so
-the only imprecise values that reach here are dates and partial dates ("2026", "2026-05"). They are
-read as the *start* of the period in UTC: for freshness that makes a result look as old as it could
-be (the cautious side), and the card shows the value as it was recorded. Raw JSON, read before
-parsing to choose what to parse (`parse_instant`), holds to the same: a time without a zone reads
-as no date at all. Cards state each moment in the deployment's display time zone.
+FHIR requires a zone on every dateTime that carries a time. One without is read as its date (the
+tolerant reader repairs it so, and says so in the log): the zone the EHR meant is unknown, the day
+is not. So the only imprecise values that reach here are dates and partial dates ("2026",
+"2026-05"). They are read as the *start* of the period in UTC: for freshness that makes a result
+look as old as it could be (the cautious side), and the card shows the value as it was recorded.
+Raw JSON, read before parsing to choose what to parse (`parse_instant`), holds to the same. Cards
+state each moment in the deployment's display time zone.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def parse_instant(value: object) -> datetime | None:
     Used on raw JSON before any parsing, to decide what is worth parsing: a value the parser would
     refuse yields None here too (an undated resource), never an exception.
     """
-    if not isinstance(value, str) or not _FHIR_DATE.fullmatch(value):
+    if not isinstance(value, str):
         return None
+    if not _FHIR_DATE.fullmatch(value):
+        zoneless = _ZONELESS.fullmatch(value)
+        return to_instant(zoneless.group(1)) if zoneless else None
     if len(value) <= 10:
         return to_instant(value)
     try:
@@ -42,6 +46,10 @@ def parse_instant(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+# A time without its zone: read as the date alone (see above).
+_ZONELESS = re.compile(r"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?")
 
 
 # FHIR's date, dateTime and instant lexical forms (year, month, day, then an optional time and zone).

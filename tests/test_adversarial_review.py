@@ -695,8 +695,16 @@ MINOR_BLEEDING_CHARTS: Charts = [
     ),
 ]
 
+
 # Pregnancy status as US Core records it: LOINC 82810-3 answered in SNOMED CT (77386006 Pregnant,
 # 60001007 Not pregnant), the profile's own example, beside the LOINC answer list (LA15173-0 ...).
+def _older_pregnancy_status(observation: dict[str, Any], **answer: Any) -> None:
+    """Pregnancy status as LOINC 11449-6 "Pregnancy status - Reported", answered as given."""
+    observation["code"] = {"coding": [{"system": LOINC, "code": "11449-6", "display": "Pregnancy status - Reported"}]}
+    observation.pop("valueCodeableConcept", None)
+    observation.update(answer)
+
+
 PREGNANT_SNOMED = {"coding": [{"system": SNOMED, "code": "77386006", "display": "Pregnant"}]}
 NOT_PREGNANT_SNOMED = {"coding": [{"system": SNOMED, "code": "60001007", "display": "Not pregnant"}]}
 NEAR_DELIVERY = {("pregnancy", "warning"), ("pregnancy-response-predictors", "info"), SAFETY, THRESHOLD, DOSE_OK}
@@ -725,6 +733,25 @@ PREGNANCY_CHARTS: Charts = [
             ),
         ),
         NEAR_DELIVERY,
+    ),
+    (
+        "not-pregnant-as-a-boolean-under-the-older-loinc-11449-6-outranks-an-old-problem-list-entry",
+        lambda: patched(
+            variant("P25", add=(coded("v-preg", ICD10, "Z33.1", "Pregnant state"),)),
+            lambda s: _older_pregnancy_status(resource(s, "pregnancy-status"), valueBoolean=False),
+        ),
+        {THRESHOLD, DOSE_OK},
+    ),
+    (
+        "not-pregnant-under-the-older-loinc-11449-6-outranks-an-old-problem-list-entry",
+        lambda: patched(
+            variant("P25", add=(coded("v-preg", ICD10, "Z33.1", "Pregnant state"),)),
+            lambda s: _older_pregnancy_status(
+                resource(s, "pregnancy-status"),
+                valueCodeableConcept={"coding": [{"system": LOINC, "code": "LA26683-5", "display": "Not pregnant"}]},
+            ),
+        ),
+        {THRESHOLD, DOSE_OK},
     ),
     (
         "pregnancy-as-weeks-of-gestation-z3a38",
@@ -1090,3 +1117,33 @@ def test_a_generic_immune_globulin_with_no_route_is_said_to_need_one(client, mod
     draft["dosageInstruction"][0].pop("route")
     (card,) = cards(answer(client, with_drafts(variant("P01"), [draft]), mode), "order-unreadable")
     assert "no route" in card["detail"] and "IVIG" in card["summary"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("code", ["88293-6", "88294-4"])
+def test_an_egfr_by_ckd_epi_2009_with_or_without_race_is_a_renal_risk(client, mode, code):
+    """CKD-EPI 2009 eGFR as US labs reported it until the 2021 refit: one code per race coefficient."""
+
+    def recode(scenario: Scenario) -> None:
+        resource(scenario, "egfr")["code"] = {"coding": [{"system": LOINC, "code": code}]}
+
+    body = answer(
+        client, patched(quantity(variant("P04", plt=25), "egfr", value=45, unit="mL/min/{1.73_m2}"), recode), mode
+    )
+    (card,) = cards(body, "ivig-safety")
+    assert "eGFR 45" in card["summary"]
+    assert not cards(body, "renal-baseline") and not cards(body, "data-unavailable")
+
+
+# --- times written without their zone ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_count_timed_without_its_zone_is_read_as_its_date_not_lost(client, mode):
+    """FHIR requires a zone on a time; an EHR that leaves it out still drew the count that day."""
+    original = answer(client, variant("P01"), mode)
+    chart = patched(variant("P01"), lambda s: resource(s, "plt").update(effectiveDateTime="2026-06-01T06:00:00"))
+    body = answer(client, chart, mode)
+    (card,) = cards(body, "critical-bleeding")
+    assert "platelets 10:" in card["summary"] and rules(body) == rules(original)
+    assert not cards(body, "data-unavailable")

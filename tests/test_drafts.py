@@ -132,3 +132,22 @@ def test_every_clinician_unit_is_found_by_the_quick_check_before_the_regex():
     for unit in units.CLINICIAN_UNITS:
         assert any(mark in unit for mark in units._MARKS), unit
         assert units.readable(f"Value: 5 {unit} today") == f"Value: 5 {units.CLINICIAN_UNITS[unit]} today"
+
+
+def test_a_time_without_its_zone_is_read_as_its_date_and_an_instant_is_not_guessed():
+    from hooks.fhir_model import read_resource
+
+    raw = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "Platelets"},
+        "effectiveDateTime": "2026-05-31T23:30:00",
+        "issued": "2026-05-31T23:45:00",
+    }
+    reads = frozenset({"effectiveDateTime", "issued"})
+    reading = read_resource(raw, where="prefetch.platelets.entry[0].resource", reads=reads)
+    assert str(reading.resource.effectiveDateTime) == "2026-05-31"
+    assert [(r.where.rsplit(".", 1)[1], r.action) for r in reading.repairs] == [
+        ("effectiveDateTime", "read-as-date"),
+        ("issued", "unreadable"),
+    ]

@@ -90,7 +90,7 @@ def test_wrong_hook_for_the_service_is_400(call):
 def test_an_invalid_element_a_rule_reads_is_said_on_a_card_never_a_400(call, caplog):
     request = sign_request()
     observation = request["prefetch"]["platelets"]["entry"][0]["resource"]
-    observation["effectiveDateTime"] = "2026-05-31T10:00:00"  # a time without a zone is not FHIR
+    observation["effectiveDateTime"] = "31/05/2026 10:00"  # a date written for the eye is not FHIR
     with caplog.at_level(logging.INFO):
         status, body = call(SIGN.id, request)
     assert status == 200
@@ -101,7 +101,7 @@ def test_an_invalid_element_a_rule_reads_is_said_on_a_card_never_a_400(call, cap
     # An undated count is not a usable count: the critical bleed is carded with the count unknown.
     assert ("critical-bleeding", "critical") in found
     logged = [vars(record) for record in caplog.records]
-    assert "2026-05-31T10:00:00" not in json.dumps(logged, default=str)  # values are never logged
+    assert "31/05/2026" not in json.dumps(logged, default=str)  # values are never logged
     where = "prefetch.platelets.entry[0].resource.effectiveDateTime"  # the element's path is
     assert any(r.get("where") == where and r.get("reason") == "unreadable" and r.get("request_id") for r in logged)
 

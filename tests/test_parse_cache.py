@@ -72,7 +72,7 @@ def test_repairs_from_the_cache_name_the_element_where_it_is_now():
         "resourceType": "Observation",
         "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
-        "effectiveDateTime": "2026-05-31T10:00:00",  # no zone: not FHIR
+        "effectiveDateTime": "31/05/2026 10:00",  # written for the eye: not FHIR
     }
     first = cache.read(observation, where="prefetch.platelets.entry[0].resource", reads=reads, keep=reads)
     again = cache.read(dict(observation), where="fhirServer.platelets.entry[7].resource", reads=reads, keep=reads)

@@ -369,3 +369,37 @@ def test_one_budget_covers_every_fhir_read_of_a_call():
     assert status == 200
     assert elapsed < 1.0 + 0.5 + 0.3, elapsed  # the budget, the last read's grace, and the call itself
     assert ("data-unavailable", "warning") in rule_set(body)  # what did not fit in the budget is said
+
+
+# --- code systems named by OID -----------------------------------------------------------------
+
+_OIDS = {
+    "http://loinc.org": "urn:oid:2.16.840.1.113883.6.1",
+    SNOMED: "urn:oid:2.16.840.1.113883.6.96",
+    "http://hl7.org/fhir/sid/icd-10-cm": "urn:oid:2.16.840.1.113883.6.90",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "urn:oid:2.16.840.1.113883.6.88",
+}
+
+
+def _systems_as(node, names):
+    if isinstance(node, dict):
+        return {k: names.get(v, v) if k == "system" else _systems_as(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_systems_as(v, names) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("sid", ["P01", "P04", "P07", "P20"])
+@pytest.mark.parametrize("spelling", ["oid", "https/"])
+def test_a_record_naming_code_systems_by_oid_or_https_gets_the_same_cards(sid, spelling):
+    """Records converted from C-CDA name LOINC, SNOMED CT, ICD-10-CM and RxNorm by OID: same patient."""
+    names = _OIDS if spelling == "oid" else {uri: uri.replace("http://", "https://") + "/" for uri in _OIDS}
+    request = fhir_fixtures.load(sid).prefetch_request(SIGN.prefetch)
+    app = make_app()
+    _, expected = post(app, request)
+    rewritten = dict(
+        request, prefetch=_systems_as(request["prefetch"], names), context=_systems_as(request["context"], names)
+    )
+    assert rewritten["prefetch"] != request["prefetch"]
+    _, answered = post(app, rewritten)
+    assert expected["cards"] and [c["summary"] for c in answered["cards"]] == [c["summary"] for c in expected["cards"]]
