@@ -43,32 +43,10 @@ import fhir_fixtures  # noqa: E402
 from cds_service.prefetch import render  # noqa: E402
 from fhir_fixtures import realistic  # noqa: E402
 from hooks.services import SERVICES  # noqa: E402
-from tests.processes import free_port, tool, wait_ready  # noqa: E402
+from tests.processes import free_port, sekmet_server, tool, wait_ready  # noqa: E402
 
 SIGN = next(s for s in SERVICES if s.hook == "order-sign")
 COUNTS = (10, 100, 1000, 5000)
-
-
-@contextmanager
-def fhir_server(workdir: Path) -> Any:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/fhir"
-    env = dict(os.environ, SEKMET_DB=str(workdir / "fhir.db"), SEKMET_BASE_URL=base)
-    with (workdir / "sekmet.log").open("wb") as log:
-        server = subprocess.Popen(
-            [tool("sekmet"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            if not wait_ready(server, f"{base}/metadata", timeout=60):
-                raise SystemExit("sekmet-fhir did not start (pip install -e '.[test]')")
-            yield base
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
 
 
 def client_prefetch(base: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +82,7 @@ def latency(calls: int) -> None:
     )
     paged, fetched_mode = "prefetch paged by server: latency, CPU/call", "fetched: latency, CPU/call"
     print(f"{'platelet counts':>16} {'resources':>10} {paged:>44} {fetched_mode:>40}")
-    with tempfile.TemporaryDirectory() as workdir, fhir_server(Path(workdir)) as base:
+    with tempfile.TemporaryDirectory() as workdir, sekmet_server(Path(workdir)) as base:
         charts = {n: realistic.chronic_itp(counts=n).rebased(datetime.now(UTC)) for n in COUNTS}
         for chart in charts.values():
             requests.post(base, json=chart.transaction(), timeout=600).raise_for_status()
