@@ -31,6 +31,8 @@ ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 
 
 def iso(moment: datetime) -> str:
@@ -470,22 +472,8 @@ def p19() -> Chart:
         "ivig-allergy",
         {
             "resourceType": "AllergyIntolerance",
-            "clinicalStatus": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                        "code": "active",
-                    }
-                ]
-            },
-            "verificationStatus": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                        "code": "confirmed",
-                    }
-                ]
-            },
+            "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": "confirmed"}]},
             "type": "allergy",
             "category": ["medication"],
             "criticality": "high",

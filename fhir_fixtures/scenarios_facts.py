@@ -23,8 +23,7 @@ ICD10, SNOMED, LOINC, RXNORM, UCUM = _b.ICD10, _b.SNOMED, _b.LOINC, _b.RXNORM, _
 Chart, ago, scenario = _b.Chart, _b.ago, _b.scenario
 DOSE_OK, THRESHOLD = _b.DOSE_OK, _b.THRESHOLD
 
-ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
-ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+ALLERGY_CLINICAL, ALLERGY_VERIFICATION = _b.ALLERGY_CLINICAL, _b.ALLERGY_VERIFICATION
 HEPARIN_SUBSTANCE = {"coding": [{"system": RXNORM, "code": "5224", "display": "heparin"}], "text": "Heparin"}
 IMMUNE_GLOBULIN_SUBSTANCE = {"text": "Immune globulin intravenous (human)"}
 
